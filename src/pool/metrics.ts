@@ -1,0 +1,115 @@
+/**
+ * Prometheus metrics for a pool, through prom-client. Optional: a pool without `events` pays
+ * nothing. Counters and histograms are fed by PoolEvents; gauges read pool.stats() at scrape time,
+ * so they are never stale and cost nothing between scrapes.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { TransactionalProducerPool } from './pool.js';
+import type { PoolEvents } from './types.js';
+
+export interface PoolMetrics {
+  /** Pass as PoolOptions.events (or combine with your own via combineEvents). */
+  events: PoolEvents;
+  /** Registers the gauges that read the pool's state at scrape time. */
+  observe(pool: TransactionalProducerPool): void;
+}
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export function createPoolMetrics(registry: Registry, prefix = 'txgate_pool_'): PoolMetrics {
+  const registers = [registry];
+  const acquireWait = new Histogram({
+    name: `${prefix}acquire_wait_seconds`,
+    help: 'Time callers waited for a free producer',
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const duration = new Histogram({
+    name: `${prefix}transaction_duration_seconds`,
+    help: 'Time from acquiring a producer to the end of its transaction, by outcome',
+    labelNames: ['outcome'],
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const transactions = new Counter({
+    name: `${prefix}transactions_total`,
+    help: 'Transactions by outcome (committed, aborted, unknown)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const records = new Counter({ name: `${prefix}records_committed_total`, help: 'Records in committed transactions', registers });
+  const retries = new Counter({ name: `${prefix}retries_total`, help: 'Retried transactional calls by step', labelNames: ['step'], registers });
+  const replacements = new Counter({
+    name: `${prefix}replacements_total`,
+    help: 'Producers replaced in their slot, by cause',
+    labelNames: ['cause'],
+    registers,
+  });
+  const rejected = new Counter({
+    name: `${prefix}rejected_total`,
+    help: 'Callers refused before a transaction began, by reason',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const outcome of ['committed', 'aborted', 'unknown']) transactions.inc({ outcome }, 0);
+
+  const events: PoolEvents = {
+    acquired: ({ waitedMs }) => acquireWait.observe(waitedMs / 1000),
+    committed: ({ durationMs, records: n }) => {
+      duration.observe({ outcome: 'committed' }, durationMs / 1000);
+      transactions.inc({ outcome: 'committed' });
+      records.inc(n);
+    },
+    aborted: ({ durationMs }) => {
+      duration.observe({ outcome: 'aborted' }, durationMs / 1000);
+      transactions.inc({ outcome: 'aborted' });
+    },
+    outcomeUnknown: ({ durationMs }) => {
+      duration.observe({ outcome: 'unknown' }, durationMs / 1000);
+      transactions.inc({ outcome: 'unknown' });
+    },
+    retried: ({ step }) => retries.inc({ step }),
+    replacing: ({ cause }) => replacements.inc({ cause }),
+    rejected: ({ reason }) => rejected.inc({ reason }),
+  };
+
+  return {
+    events,
+    observe(pool) {
+      const gauge = (name: string, help: string, read: () => number) =>
+        new Gauge({
+          name: `${prefix}${name}`,
+          help,
+          registers,
+          collect() {
+            this.set(read());
+          },
+        });
+      gauge('size', 'Producers in the pool', () => pool.stats().size);
+      gauge('busy', 'Producers lent to a caller', () => pool.stats().busy);
+      gauge('idle', 'Producers ready to lend', () => pool.stats().idle);
+      gauge('replacing', 'Producers being replaced', () => pool.stats().replacing);
+      gauge('waiting', 'Callers waiting for a producer', () => pool.stats().waiting);
+    },
+  };
+}
+
+/** Fans one pool's events out to several observers (metrics, logs, tests). */
+export function combineEvents(...observers: Array<PoolEvents | undefined>): PoolEvents {
+  const list = observers.filter((o): o is PoolEvents => o !== undefined);
+  const fan =
+    <K extends keyof PoolEvents>(key: K) =>
+    (info: Parameters<NonNullable<PoolEvents[K]>>[0]) => {
+      for (const o of list) (o[key] as ((i: typeof info) => void) | undefined)?.(info);
+    };
+  return {
+    acquired: fan('acquired'),
+    committed: fan('committed'),
+    aborted: fan('aborted'),
+    outcomeUnknown: fan('outcomeUnknown'),
+    retried: fan('retried'),
+    replacing: fan('replacing'),
+    replaced: fan('replaced'),
+    rejected: fan('rejected'),
+  };
+}
