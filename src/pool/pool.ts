@@ -174,8 +174,10 @@ export class TransactionalProducerPool {
       records = await tx.settle();
     } catch (error) {
       tx.close();
-      await this.abortOrReplace(slot, error);
-      throw fail(error, 'aborted', `transaction aborted: ${describe(error)}`);
+      // When the abort reveals that the producer was fenced or broke, that is the news the
+      // caller needs (the work's own error is often just a purged delivery).
+      const fatal = await this.abortOrReplace(slot, error);
+      throw fail(fatal ?? error, 'aborted', `transaction aborted: ${describe(fatal ?? error)}`);
     }
 
     const commit = await this.commit(slot, producer);
@@ -221,8 +223,8 @@ export class TransactionalProducerPool {
           continue;
         }
         if (action === 'abort') {
-          await this.abortOrReplace(slot, error);
-          return { ok: false, outcome: ambiguous ? 'unknown' : 'aborted', error };
+          const fatal = await this.abortOrReplace(slot, error);
+          return { ok: false, outcome: ambiguous ? 'unknown' : 'aborted', error: fatal ?? error };
         }
         // Out of retries, fenced or fatal: this producer is done. Fencing on the first attempt
         // means the commit was refused; anything else may have committed.
@@ -268,28 +270,31 @@ export class TransactionalProducerPool {
     else this.release(slot);
   }
 
-  /** Aborts the open transaction; if even that fails, the producer's state is unknown: replace it. */
-  private async abortOrReplace(slot: Slot, reason: unknown): Promise<void> {
+  /**
+   * Aborts the open transaction; if even that fails, the producer's state is unknown: replace it.
+   * Returns the error that made the producer unusable, if one did.
+   */
+  private async abortOrReplace(slot: Slot, reason: unknown): Promise<unknown> {
     const producer = slot.producer;
-    if (!producer) return;
+    if (!producer) return undefined;
     // A fenced producer cannot abort; the new producer's init aborts for it.
     if (classify(reason, 'send') === 'replace') {
       this.replace(slot, isFencing(reason) ? 'fenced' : 'fatal', reason);
-      return;
+      return reason;
     }
     const deadline = Date.now() + this.options.retry.deadlineMs;
     for (let attempt = 0; ; attempt++) {
       try {
         await producer.abort(this.options.abortTimeoutMs);
         this.release(slot);
-        return;
+        return undefined;
       } catch (error) {
         if (classify(error, 'abort') === 'retry' && Date.now() < deadline) {
           await sleep(backoffDelay(attempt, this.options.retry.initialBackoffMs, this.options.retry.maxBackoffMs));
           continue;
         }
         this.replace(slot, isFencing(error) ? 'fenced' : 'unknown-state', error);
-        return;
+        return error;
       }
     }
   }
