@@ -11,6 +11,7 @@
  * resource the caller could misuse.
  */
 import {
+  AcquireAbortedError,
   PoolClosedError,
   PoolStartError,
   TransactionAbortedError,
@@ -42,6 +43,11 @@ interface Slot {
   replacements: number;
   lastUsedAt: number;
   lastError: string | undefined;
+  /**
+   * One per lending. close() aborts it at its deadline: the transaction must end now, by abort,
+   * whatever phase it is in (retrying begin, inside the caller's work, committing).
+   */
+  force: AbortController;
 }
 
 type ResolvedOptions = Required<Omit<PoolOptions, 'events' | 'retry'>> & Pick<PoolOptions, 'events'> & { retry: RetryOptions };
@@ -95,6 +101,7 @@ export class TransactionalProducerPool {
       replacements: 0,
       lastUsedAt: Date.now(),
       lastError: undefined,
+      force: new AbortController(),
     }));
   }
 
@@ -108,14 +115,17 @@ export class TransactionalProducerPool {
    * initialise: a pool that starts half-working hides a broken configuration.
    */
   async start(): Promise<void> {
+    if (this.closing) throw new PoolClosedError('the pool is closed; create a new one');
     if (this.started) throw new PoolStartError('start() was already called');
     this.started = true;
     const results = await Promise.allSettled(this.slots.map((slot) => this.initSlot(slot)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
+    if (failed || this.closing) {
+      this.closing = true;
+      this.waiters.rejectAll(new PoolClosedError('the pool failed to start'));
       await Promise.all(this.slots.map((slot) => this.closeProducer(slot)));
       for (const slot of this.slots) slot.state = 'closed';
-      this.closing = true;
+      if (!failed) throw new PoolClosedError('the pool was closed while it started');
       throw new PoolStartError(`could not initialise every producer: ${describe(failed.reason)}`, { cause: failed.reason });
     }
     for (const slot of this.slots) this.makeAvailable(slot);
@@ -139,6 +149,7 @@ export class TransactionalProducerPool {
   private async runOnSlot<T>(work: (tx: Transaction) => Promise<T>, options: RunOptions): Promise<TransactionResult<T>> {
     const slot = await this.acquire(options);
     const producer = slot.producer!;
+    const forced = slot.force.signal;
     const startedAt = Date.now();
     const fail = (error: unknown, outcome: 'aborted' | 'unknown', message: string) => {
       const typed =
@@ -169,11 +180,15 @@ export class TransactionalProducerPool {
     let value: T;
     let records: RecordMetadata[];
     try {
-      value = await work(tx);
+      // close() at its deadline interrupts the work: the run settles now, aborted, and whatever
+      // the work does later meets a dead handle.
+      value = await Promise.race([work(tx), rejectWhenAborted(forced)]);
       tx.close();
-      records = await tx.settle();
+      records = await Promise.race([tx.settle(), rejectWhenAborted(forced)]);
     } catch (error) {
       tx.close();
+      // An offset commit still retrying would overlap the abort; it stops soon, being forced.
+      await tx.settleOffsets();
       // When the abort reveals that the producer was fenced or broke, that is the news the
       // caller needs (the work's own error is often just a purged delivery).
       const fatal = await this.abortOrReplace(slot, error);
@@ -208,7 +223,9 @@ export class TransactionalProducerPool {
    * replaces the slot in every outcome.
    */
   private async commit(slot: Slot, producer: TransactionalProducer): Promise<CommitOutcome> {
-    const deadline = Date.now() + this.options.retry.deadlineMs;
+    // The retry budget starts at the first failure, so a commit timeout longer than the budget
+    // still gets its retries.
+    let deadline = Infinity;
     let ambiguous = false; // an earlier attempt timed out: it may have committed
     for (let attempt = 0; ; attempt++) {
       try {
@@ -216,7 +233,8 @@ export class TransactionalProducerPool {
         return { ok: true, attempts: attempt + 1 };
       } catch (error) {
         const action = classify(error, 'commit');
-        if (action === 'retry' && Date.now() < deadline) {
+        if (deadline === Infinity) deadline = Date.now() + this.options.retry.deadlineMs;
+        if (action === 'retry' && Date.now() < deadline && !slot.force.signal.aborted) {
           ambiguous = true;
           this.noteRetry(slot, 'commit', error);
           await sleep(backoffDelay(attempt, this.options.retry.initialBackoffMs, this.options.retry.maxBackoffMs));
@@ -246,14 +264,17 @@ export class TransactionalProducerPool {
 
   /** Repeats `call` while its errors are retriable and the retry deadline allows. */
   private async withRetry(slot: Slot, step: 'begin' | 'send-offsets', call: () => Promise<void>): Promise<void> {
-    const deadline = Date.now() + this.options.retry.deadlineMs;
+    let deadline = Infinity;
+    const forced = slot.force.signal;
     for (let attempt = 0; ; attempt++) {
+      if (forced.aborted) throw forced.reason;
       try {
         return await call();
       } catch (error) {
-        if (classify(error, step) !== 'retry' || Date.now() >= deadline) throw error;
+        if (deadline === Infinity) deadline = Date.now() + this.options.retry.deadlineMs;
+        if (classify(error, step) !== 'retry' || Date.now() >= deadline || forced.aborted) throw error;
         this.noteRetry(slot, step, error);
-        await sleep(backoffDelay(attempt, this.options.retry.initialBackoffMs, this.options.retry.maxBackoffMs));
+        await sleep(backoffDelay(attempt, this.options.retry.initialBackoffMs, this.options.retry.maxBackoffMs), forced);
       }
     }
   }
@@ -263,11 +284,14 @@ export class TransactionalProducerPool {
     this.options.events?.retried?.({ slot: slot.index, step, error });
   }
 
-  /** After a failed begin: keep the producer if the error allows, otherwise replace it. */
+  /**
+   * After a failed begin: only an abortable error leaves the producer trustworthy. One that
+   * still fails after retrying is replaced (kafka-facts: a producer that failed in begin must not
+   * be lent again).
+   */
   private afterFailure(slot: Slot, error: unknown, step: TxStep): void {
-    const action = classify(error, step);
-    if (action === 'replace') this.replace(slot, isFencing(error) ? 'fenced' : 'fatal', error);
-    else this.release(slot);
+    if (classify(error, step) === 'abort') this.release(slot);
+    else this.replace(slot, isFencing(error) ? 'fenced' : 'fatal', error);
   }
 
   /**
@@ -289,7 +313,7 @@ export class TransactionalProducerPool {
         this.release(slot);
         return undefined;
       } catch (error) {
-        if (classify(error, 'abort') === 'retry' && Date.now() < deadline) {
+        if (classify(error, 'abort') === 'retry' && Date.now() < deadline && !slot.force.signal.aborted) {
           await sleep(backoffDelay(attempt, this.options.retry.initialBackoffMs, this.options.retry.maxBackoffMs));
           continue;
         }
@@ -306,6 +330,10 @@ export class TransactionalProducerPool {
       this.reject('closed');
       throw new PoolClosedError(this.started ? 'the pool is closing' : 'the pool was not started');
     }
+    if (options.signal?.aborted) {
+      this.reject('aborted');
+      throw new AcquireAbortedError(options.signal.reason);
+    }
     const since = Date.now();
     let slot = this.idle.shift();
     if (!slot) {
@@ -318,6 +346,7 @@ export class TransactionalProducerPool {
       }
     }
     slot.state = 'busy';
+    slot.force = new AbortController();
     slot.lastUsedAt = Date.now();
     this.options.events?.acquired?.({ slot: slot.index, waitedMs: Date.now() - since });
     return slot;
@@ -457,23 +486,38 @@ export class TransactionalProducerPool {
     if (this.healthTimer) clearInterval(this.healthTimer);
     this.waiters.rejectAll(new PoolClosedError('the pool is closing'));
     this.lifetime.abort();
-    const drained = Promise.allSettled([...this.inFlight]).then(() => true);
     const deadline = new AbortController();
-    const finished = await Promise.race([drained, sleep(timeoutMs, deadline.signal).then(() => false)]);
+    const finished = await Promise.race([this.drain(), sleep(timeoutMs, deadline.signal).then(() => false)]);
     deadline.abort();
     if (!finished) {
-      // Work that outlived the deadline: abort its transaction so nothing of it can commit,
-      // then close. Its run() then fails with an aborted or unknown outcome.
-      await Promise.all(
-        this.slots
-          .filter((s) => s.state === 'busy' && s.producer)
-          .map((s) => s.producer!.abort(this.options.abortTimeoutMs).catch(() => {})),
-      );
+      // Work that outlived the deadline is interrupted and its transaction aborted by its own
+      // run(), so no producer call ever overlaps another. A commit or begin in progress stops
+      // retrying and ends within its own timeout.
+      for (const slot of this.slots) {
+        if (slot.state === 'busy') slot.force.abort(new PoolClosedError('the pool closed before this transaction finished'));
+      }
+      await this.drain();
     }
     this.idle.length = 0;
     await Promise.all(this.slots.map((slot) => this.closeProducer(slot)));
     for (const slot of this.slots) slot.state = 'closed';
   }
+
+  /** Resolves once no run() and no replacement is in flight, including ones started meanwhile. */
+  private async drain(): Promise<true> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    return true;
+  }
+}
+
+/** A promise that rejects with the signal's reason once it aborts (and never resolves). */
+function rejectWhenAborted(signal: AbortSignal): Promise<never> {
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+  aborted.catch(() => {});
+  return aborted;
 }
 
 function describe(error: unknown): string {

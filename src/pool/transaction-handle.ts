@@ -59,6 +59,11 @@ export class TransactionHandle implements Transaction {
     return Promise.all(this.deliveries);
   }
 
+  /** Waits only for offset commits (bounded by their own timeout), not for deliveries. */
+  async settleOffsets(): Promise<void> {
+    await Promise.allSettled(this.offsetCalls);
+  }
+
   get recordCount(): number {
     return this.deliveries.length;
   }
