@@ -1,0 +1,530 @@
+/**
+ * Group commit: packs requests that wait for a producer into one Kafka transaction.
+ *
+ * A batch is "open" from the moment it asks the pool for a producer until its work starts. New
+ * requests join the open batch while it has room; otherwise they open a new batch (and ask the
+ * pool at once). With a free producer a request therefore runs alone and immediately (no added
+ * delay under light load); under load, requests pile into the batch that waits for the next free
+ * producer. The batch is sealed when its work starts.
+ *
+ * Inside a transaction every record is sent with its own tx.send() so that a refusal is
+ * attributable to one request. When some request poisons the batch (Kafka refused one of its
+ * records), the work throws, the pool aborts, and only that request fails; its batch-mates are
+ * resubmitted. Because librdkafka may pack records of several requests into one produce batch
+ * (a refused batch fails all its records), a refusal seen by more than one request is not
+ * trusted: each of those requests is retried alone, and only a refusal in a transaction of one
+ * request is final.
+ */
+import {
+  AcquireAbortedError,
+  PoolClosedError,
+  TransactionAbortedError,
+  TransactionOutcomeUnknownError,
+} from '../errors.js';
+import { KafkaClientError } from '../pool/producer-port.js';
+import type { OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
+import type { RunOptions, Transaction, TransactionResult } from '../pool/types.js';
+import { RecordRejectedError } from './service-errors.js';
+
+/** The part of TransactionalProducerPool that group commit uses (the pool satisfies it). */
+export interface TransactionRunner {
+  run<T>(work: (tx: Transaction) => Promise<T>, opts?: RunOptions): Promise<TransactionResult<T>>;
+}
+
+/**
+ * What a request adds to the transaction it joins, besides its records (the idempotency key
+ * record hooks in here). Hooks run inside the pool's work callback, so they must not outlive it.
+ */
+export interface BatchParticipant {
+  /**
+   * Called when the transaction starts, before any data record is sent; anything it sends with
+   * tx.send() before its first await is the transaction's first record on that partition.
+   * Reject with ParticipantRejection to fail (or hand back) only this request.
+   */
+  begin?(tx: Transaction): Promise<void>;
+  /** Called after every data record of the batch is acknowledged, before the commit. */
+  finish?(tx: Transaction, records: RecordMetadata[]): Promise<void>;
+  /** The transaction committed. */
+  committed?(records: RecordMetadata[]): void;
+  /** The transaction that carried this request was aborted: nothing it sent is visible. */
+  aborted?(): void;
+}
+
+/** Thrown by a participant hook: only its own request fails, with `reason`. */
+export class ParticipantRejection extends Error {
+  constructor(readonly reason: unknown) {
+    super('participant rejected its request', { cause: reason });
+    this.name = 'ParticipantRejection';
+  }
+}
+
+export interface GroupCommitRequest {
+  records: OutgoingRecord[];
+  signal?: AbortSignal | undefined;
+  participant?: BatchParticipant | undefined;
+}
+
+export interface GroupCommitOptions {
+  pool: TransactionRunner;
+  maxBatchRequests?: number;
+  maxBatchRecords?: number;
+  /**
+   * After the first refused record, how long to wait for the rest of the batch's deliveries
+   * before deciding. Deliveries queued behind a failed one may only settle when the pool aborts.
+   */
+  failureSettleMs?: number;
+}
+
+export interface GroupCommitStats {
+  pendingRequests: number;
+  openBatches: number;
+  transactions: number;
+  requests: number;
+  batchedRequests: number;
+}
+
+/** Kafka error codes that say something about a record itself, not about the broker or the transaction. */
+const RECORD_SPECIFIC_CODES = new Set<number>([
+  2, // CORRUPT_MESSAGE
+  10, // MSG_SIZE_TOO_LARGE (the topic's max.message.bytes)
+  18, // RECORD_LIST_TOO_LARGE
+  32, // INVALID_TIMESTAMP
+  87, // INVALID_RECORD
+  -191, // _MSG_SIZE_TOO_LARGE (local: larger than message.max.bytes)
+  -190, // _UNKNOWN_PARTITION
+  -188, // _UNKNOWN_TOPIC
+  3, // UNKNOWN_TOPIC_OR_PART
+  29, // TOPIC_AUTHORIZATION_FAILED
+]);
+
+/**
+ * A refusal of one record. An error flagged txnRequiresAbort speaks of the transaction (what
+ * later sends get once an earlier one failed), not of the record it came back for.
+ */
+export function isRecordSpecificError(err: unknown): err is KafkaClientError {
+  return err instanceof KafkaClientError && RECORD_SPECIFIC_CODES.has(err.code) && !err.txnRequiresAbort;
+}
+
+/** librdkafka's _PURGE_QUEUE: the client dropped the record before sending it. */
+const PURGE_QUEUE = -152;
+const MAX_PURGE_RETRIES = 3;
+
+function isPurged(err: unknown): boolean {
+  return err instanceof KafkaClientError && err.code === PURGE_QUEUE;
+}
+
+interface Item {
+  req: GroupCommitRequest;
+  resolve(records: RecordMetadata[]): void;
+  reject(err: unknown): void;
+  batch: Batch | undefined;
+  detachSignal: (() => void) | undefined;
+  purgeRetries: number;
+}
+
+type Disposition =
+  | { kind: 'fail'; error: unknown }
+  | { kind: 'retry-alone' }
+  | { kind: 'retry' };
+
+class Batch {
+  readonly items: Item[] = [];
+  records = 0;
+  started = false;
+  readonly controller = new AbortController();
+  /** Set by the work when it throws on purpose: what to do with each item after the abort. */
+  dispositions: Map<Item, Disposition> | undefined;
+  constructor(readonly solo: boolean) {}
+}
+
+/** Thrown from the work so that the pool aborts; the dispositions live on the batch. */
+class BatchPoisoned extends Error {
+  constructor() {
+    super('a request in this batch was refused; the batch is aborted and its other requests resubmitted');
+    this.name = 'BatchPoisoned';
+  }
+}
+
+/** Thrown from the work when every request left the batch before it started. */
+class EmptyBatch extends Error {
+  constructor() {
+    super('batch emptied before it started');
+    this.name = 'EmptyBatch';
+  }
+}
+
+export class GroupCommitter {
+  private readonly pool: TransactionRunner;
+  private readonly maxBatchRequests: number;
+  private readonly maxBatchRecords: number;
+  private readonly failureSettleMs: number;
+  private open: Batch | undefined;
+  private readonly waiting = new Set<Batch>();
+  private readonly running = new Set<Batch>();
+  private pending = 0;
+  private closed = false;
+  private drained: (() => void) | undefined;
+  private readonly counters = { transactions: 0, requests: 0, batchedRequests: 0 };
+
+  constructor(opts: GroupCommitOptions) {
+    this.pool = opts.pool;
+    this.maxBatchRequests = Math.max(1, opts.maxBatchRequests ?? 64);
+    this.maxBatchRecords = Math.max(1, opts.maxBatchRecords ?? 10_000);
+    this.failureSettleMs = opts.failureSettleMs ?? 2_000;
+  }
+
+  /** Resolves with the request's own records' positions, in request order, once committed. */
+  submit(req: GroupCommitRequest): Promise<RecordMetadata[]> {
+    if (this.closed) return Promise.reject(new PoolClosedError('the gateway is shutting down'));
+    if (req.signal?.aborted) return Promise.reject(new AcquireAbortedError(req.signal.reason));
+    return new Promise<RecordMetadata[]>((resolve, reject) => {
+      this.pending++;
+      const item: Item = {
+        req,
+        resolve: (records) => {
+          this.settled(item);
+          resolve(records);
+        },
+        reject: (err) => {
+          this.settled(item);
+          reject(err);
+        },
+        batch: undefined,
+        detachSignal: undefined,
+        purgeRetries: 0,
+      };
+      this.enqueue(item);
+    });
+  }
+
+  stats(): GroupCommitStats {
+    return { pendingRequests: this.pending, openBatches: this.waiting.size, ...this.counters };
+  }
+
+  /**
+   * Refuses new requests and waits until every accepted one has settled. At the deadline,
+   * requests still waiting for a producer are failed with PoolClosedError; transactions already
+   * running are never abandoned, so the wait then continues until they end.
+   */
+  async close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.closed = true;
+    if (this.pending === 0) return;
+    const drained = new Promise<void>((resolve) => (this.drained = resolve));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), opts.timeoutMs ?? 30_000);
+    });
+    const first = await Promise.race([drained, deadline]);
+    clearTimeout(timer);
+    if (first === 'timeout') {
+      for (const batch of [...this.waiting]) {
+        for (const item of batch.items.splice(0)) item.reject(new PoolClosedError('the gateway shut down before this request got a producer'));
+        this.dropIfEmpty(batch);
+      }
+      await drained;
+    }
+  }
+
+  private settled(item: Item): void {
+    item.detachSignal?.();
+    item.detachSignal = undefined;
+    this.pending--;
+    if (this.pending === 0) this.drained?.();
+  }
+
+  private enqueue(item: Item, solo = false): void {
+    if (solo) {
+      const batch = new Batch(true);
+      this.add(batch, item);
+      this.start(batch);
+      return;
+    }
+    const open = this.open;
+    if (open && !open.started && this.fits(open, item)) {
+      this.add(open, item);
+      return;
+    }
+    const batch = new Batch(false);
+    this.open = batch;
+    this.add(batch, item);
+    this.start(batch);
+  }
+
+  private fits(batch: Batch, item: Item): boolean {
+    return (
+      batch.items.length < this.maxBatchRequests &&
+      batch.records + item.req.records.length <= this.maxBatchRecords
+    );
+  }
+
+  private add(batch: Batch, item: Item): void {
+    batch.items.push(item);
+    batch.records += item.req.records.length;
+    item.batch = batch;
+    const signal = item.req.signal;
+    if (signal && !item.detachSignal) {
+      const onAbort = (): void => this.leave(item, signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      item.detachSignal = () => signal.removeEventListener('abort', onAbort);
+    }
+    if (this.open === batch && !this.fitsAnother(batch)) this.open = undefined;
+  }
+
+  private fitsAnother(batch: Batch): boolean {
+    return batch.items.length < this.maxBatchRequests && batch.records < this.maxBatchRecords;
+  }
+
+  /** The caller went away: honoured only while its batch still waits for a producer. */
+  private leave(item: Item, reason: unknown): void {
+    const batch = item.batch;
+    if (!batch || batch.started) return;
+    const at = batch.items.indexOf(item);
+    if (at < 0) return;
+    batch.items.splice(at, 1);
+    batch.records -= item.req.records.length;
+    item.reject(new AcquireAbortedError(reason));
+    this.dropIfEmpty(batch);
+  }
+
+  private dropIfEmpty(batch: Batch): void {
+    if (batch.items.length > 0 || batch.started) return;
+    if (this.open === batch) this.open = undefined;
+    batch.controller.abort(new EmptyBatch());
+  }
+
+  private start(batch: Batch): void {
+    this.waiting.add(batch);
+    let result: Promise<TransactionResult<RecordMetadata[][]>>;
+    try {
+      result = this.pool.run((tx) => this.work(batch, tx), { signal: batch.controller.signal });
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (res) => this.onCommitted(batch, res),
+      (err: unknown) => this.onFailed(batch, err),
+    );
+  }
+
+  private async work(batch: Batch, tx: Transaction): Promise<RecordMetadata[][]> {
+    batch.started = true;
+    this.waiting.delete(batch);
+    this.running.add(batch);
+    if (this.open === batch) this.open = undefined;
+    const items = batch.items.slice();
+    for (const item of items) {
+      item.detachSignal?.();
+      item.detachSignal = undefined;
+    }
+    if (items.length === 0) throw new EmptyBatch();
+
+    // Participants first, so that their records (the idempotency claims) lead the transaction.
+    const begun = items.map((item) => settle(callHook(() => item.req.participant?.begin?.(tx))));
+    const sent = items.map((item) => item.req.records.map((record) => settle(sendOne(tx, record))));
+    const all = [...begun, ...sent.flat()];
+
+    await this.settleAll(all);
+
+    const dispositions = new Map<Item, Disposition>();
+    const suspects: Item[] = [];
+    let unattributed: unknown;
+    items.forEach((item, i) => {
+      const hook = begun[i]!.outcome;
+      if (hook?.ok === false) {
+        if (hook.error instanceof ParticipantRejection) dispositions.set(item, { kind: 'fail', error: hook.error.reason });
+        else unattributed ??= hook.error;
+      }
+      const refused = culprit(item.req.records, sent[i]!);
+      if (refused >= 0) {
+        const error = (sent[i]![refused]!.outcome as { ok: false; error: KafkaClientError }).error;
+        if (!dispositions.has(item)) {
+          dispositions.set(item, { kind: 'fail', error: new RecordRejectedError(refused, error.code, error.codeName, error.message, { cause: error }) });
+          suspects.push(item);
+        }
+      }
+      for (const s of sent[i]!) {
+        if (s.outcome?.ok === false && !isRecordSpecificError(s.outcome.error)) unattributed ??= s.outcome.error;
+      }
+    });
+
+    if (dispositions.size === 0) {
+      // Only purged deliveries: librdkafka sometimes purges the first records of the transaction
+      // that follows an abort caused by a refused record (its epoch bump completes late). Nothing
+      // of this transaction becomes visible, so its requests are safe to run again, a few times.
+      const failures = all.filter((s) => s.outcome?.ok === false);
+      const purgedOnly = failures.length > 0 && failures.every((s) => isPurged((s.outcome as { error: unknown }).error));
+      if (purgedOnly && items.every((item) => item.purgeRetries < MAX_PURGE_RETRIES)) {
+        for (const item of items) {
+          item.purgeRetries++;
+          dispositions.set(item, { kind: 'retry' });
+        }
+        batch.dispositions = dispositions;
+        throw new BatchPoisoned();
+      }
+      // Some record did not settle in time, or failed for a reason no single request explains
+      // (broker, transaction, fencing): the whole batch fails with the pool's error.
+      if (unattributed !== undefined) throw unattributed;
+      if (all.some((s) => s.outcome === undefined)) throw new Error('deliveries did not settle');
+      const perItem = sent.map((records) => records.map((s) => (s.outcome as { ok: true; value: RecordMetadata }).value));
+      await Promise.all(items.map((item, i) => item.req.participant?.finish?.(tx, perItem[i]!)));
+      return perItem;
+    }
+
+    // A refusal shared by several requests may come from one produce batch holding records of
+    // all of them: retry each alone to find the culprit. Alone, a refusal is the request's own.
+    if (suspects.length > 1 && items.length > 1) {
+      for (const item of suspects) dispositions.set(item, { kind: 'retry-alone' });
+    }
+    for (const item of items) if (!dispositions.has(item)) dispositions.set(item, { kind: 'retry' });
+    batch.dispositions = dispositions;
+    throw new BatchPoisoned();
+  }
+
+  /** Waits for every send; after the first failure, waits at most failureSettleMs for the rest. */
+  private async settleAll(all: Settling[]): Promise<void> {
+    const everything = Promise.all(all.map((s) => s.done));
+    const firstFailure = new Promise<void>((resolve) => {
+      for (const s of all) void s.done.then(() => s.outcome?.ok === false && resolve());
+    });
+    await Promise.race([everything, firstFailure]);
+    if (all.every((s) => s.outcome !== undefined)) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([everything, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.failureSettleMs)))]);
+    clearTimeout(timer);
+  }
+
+  private onCommitted(batch: Batch, res: TransactionResult<RecordMetadata[][]>): void {
+    this.running.delete(batch);
+    this.waiting.delete(batch);
+    const items = batch.items;
+    this.counters.transactions++;
+    this.counters.requests += items.length;
+    if (items.length > 1) this.counters.batchedRequests += items.length;
+    items.forEach((item, i) => {
+      const records = res.value[i] ?? [];
+      try {
+        item.req.participant?.committed?.(records);
+      } catch {
+        // Bookkeeping only (remembering an idempotency key): the records are committed regardless.
+      }
+      item.resolve(records);
+    });
+  }
+
+  private onFailed(batch: Batch, err: unknown): void {
+    this.running.delete(batch);
+    this.waiting.delete(batch);
+    if (this.open === batch) this.open = undefined;
+    const items = batch.items.splice(0);
+    if (items.length === 0) return;
+    const dispositions = batch.dispositions;
+    // The pool reports our own throw as an abort; an unknown outcome (the abort itself failed)
+    // leaves every request unknown, as the pool says.
+    const certainlyAborted = batch.started && !(err instanceof TransactionOutcomeUnknownError);
+    if (certainlyAborted && (err instanceof TransactionAbortedError || dispositions)) {
+      for (const item of items) item.req.participant?.aborted?.();
+    }
+    if (!dispositions || !certainlyAborted) {
+      for (const item of items) item.reject(err);
+      return;
+    }
+    const retry: Item[] = [];
+    for (const item of items) {
+      const d = dispositions.get(item) ?? { kind: 'retry' };
+      if (d.kind === 'fail') item.reject(d.error);
+      else if (d.kind === 'retry-alone') this.requeue(item, true);
+      else retry.push(item);
+    }
+    // Survivors already waited once: they go into the batch that is next to run, ahead of newer arrivals.
+    const open = this.open;
+    if (retry.length > 0 && open && !open.started && this.fitsAll(open, retry)) {
+      for (const item of retry.reverse()) this.addFront(open, item);
+      return;
+    }
+    for (const item of retry) this.requeue(item, false);
+  }
+
+  private fitsAll(batch: Batch, items: Item[]): boolean {
+    const records = items.reduce((n, it) => n + it.req.records.length, 0);
+    return batch.items.length + items.length <= this.maxBatchRequests && batch.records + records <= this.maxBatchRecords;
+  }
+
+  private addFront(batch: Batch, item: Item): void {
+    this.add(batch, item);
+    batch.items.pop();
+    batch.items.unshift(item);
+  }
+
+  private requeue(item: Item, solo: boolean): void {
+    item.batch = undefined;
+    if (item.req.signal?.aborted) {
+      item.reject(new AcquireAbortedError(item.req.signal.reason));
+      return;
+    }
+    this.enqueue(item, solo);
+  }
+}
+
+const SIZE_CODES = new Set([10, -191]);
+
+/**
+ * Which of a request's records Kafka refused. Records sharing a produce batch fail together, so
+ * when several failed for size, the largest is the one to blame.
+ */
+function culprit(records: OutgoingRecord[], sent: Settling[]): number {
+  let found = -1;
+  sent.forEach((s, i) => {
+    if (s.outcome?.ok !== false || !isRecordSpecificError(s.outcome.error)) return;
+    if (found < 0) {
+      found = i;
+      return;
+    }
+    const first = (sent[found]!.outcome as { ok: false; error: KafkaClientError }).error;
+    if (SIZE_CODES.has(first.code) && SIZE_CODES.has(s.outcome.error.code) && recordSize(records[i]!) > recordSize(records[found]!)) found = i;
+  });
+  return found;
+}
+
+function recordSize(r: OutgoingRecord): number {
+  let n = (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  for (const [k, v] of Object.entries(r.headers ?? {})) n += Buffer.byteLength(k) + (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+  return n;
+}
+
+interface Settling {
+  done: Promise<void>;
+  outcome: { ok: true; value: RecordMetadata } | { ok: false; error: unknown } | undefined;
+}
+
+function settle(p: Promise<RecordMetadata | void>): Settling {
+  const s: Settling = { done: Promise.resolve(), outcome: undefined };
+  s.done = p.then(
+    (value) => {
+      s.outcome = { ok: true, value: value as RecordMetadata };
+    },
+    (error: unknown) => {
+      s.outcome = { ok: false, error };
+    },
+  );
+  return s;
+}
+
+function callHook(fn: () => Promise<void> | undefined): Promise<void> {
+  try {
+    return fn() ?? Promise.resolve();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function sendOne(tx: Transaction, record: OutgoingRecord): Promise<RecordMetadata> {
+  try {
+    return tx.send(record).then((md) => {
+      const first = md[0];
+      if (!first) throw new Error('the pool returned no metadata for a sent record');
+      return first;
+    });
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}

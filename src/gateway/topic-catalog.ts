@@ -1,0 +1,166 @@
+/**
+ * Which topics exist and how many partitions they have, so a request naming a missing topic or
+ * partition is answered 404 before a transaction is opened (librdkafka would otherwise wait for
+ * the topic until message.timeout.ms and then abort the whole batch).
+ *
+ * Entries are cached for a short TTL. A miss (unknown topic, or a partition beyond the cached
+ * count) asks Kafka again at once, so topics and partitions created a moment ago are found;
+ * "does not exist" is itself remembered only briefly, which keeps a client hammering a wrong
+ * name from turning every request into a metadata call. Concurrent lookups of the same topic
+ * share one metadata request.
+ */
+import Kafka from '@confluentinc/kafka-javascript';
+
+/** Where partition counts come from: Kafka's metadata in production, a map in unit tests. */
+export interface TopicMetadataSource {
+  /** Partition counts by topic; null for a topic that does not exist. Rejects when Kafka cannot be asked. */
+  describe(topics: string[], timeoutMs: number): Promise<Map<string, number | null>>;
+  /** Resolves when a broker answered a metadata request within the timeout. */
+  ping(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TopicCatalogOptions {
+  /** How long a known topic's partition count is trusted. */
+  ttlMs?: number;
+  /** How long "this topic does not exist" is trusted. */
+  negativeTtlMs?: number;
+  /** Timeout of one metadata request. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  partitions: number | null;
+  expiresAt: number;
+}
+
+export class TopicCatalog {
+  readonly #source: TopicMetadataSource;
+  readonly #ttlMs: number;
+  readonly #negativeTtlMs: number;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<number | null>>();
+
+  constructor(source: TopicMetadataSource, opts: TopicCatalogOptions = {}) {
+    this.#source = source;
+    this.#ttlMs = opts.ttlMs ?? 30_000;
+    this.#negativeTtlMs = opts.negativeTtlMs ?? 1_000;
+    this.#timeoutMs = opts.timeoutMs ?? 5_000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Partition counts (null: no such topic) for every topic named in `wanted`, whose values are the
+   * highest partition each request names (-1 when none). Refreshes what is stale or too small.
+   */
+  async lookup(wanted: Map<string, number>): Promise<Map<string, number | null>> {
+    const now = this.#now();
+    const result = new Map<string, number | null>();
+    const pending: Array<Promise<void>> = [];
+    const toFetch: string[] = [];
+    for (const [topic, maxPartition] of wanted) {
+      const entry = this.#cache.get(topic);
+      const fresh = entry !== undefined && entry.expiresAt > now;
+      const sufficient = entry !== undefined && (entry.partitions === null || entry.partitions > maxPartition);
+      if (fresh && sufficient) {
+        result.set(topic, entry.partitions);
+        continue;
+      }
+      const inflight = this.#inflight.get(topic);
+      if (inflight) pending.push(inflight.then((n) => void result.set(topic, n)));
+      else toFetch.push(topic);
+    }
+    if (toFetch.length > 0) {
+      const batch = this.#fetch(toFetch);
+      for (const topic of toFetch) {
+        const one = batch.then((m) => m.get(topic) ?? null);
+        this.#inflight.set(topic, one);
+        pending.push(one.then((n) => void result.set(topic, n)));
+      }
+      // Clear the in-flight markers whatever happens, without an unhandled rejection here.
+      batch.then(
+        () => toFetch.forEach((t) => this.#inflight.delete(t)),
+        () => toFetch.forEach((t) => this.#inflight.delete(t)),
+      );
+    }
+    await Promise.all(pending);
+    return result;
+  }
+
+  async #fetch(topics: string[]): Promise<Map<string, number | null>> {
+    let counts: Map<string, number | null>;
+    try {
+      counts = await this.#source.describe(topics, this.#timeoutMs);
+    } catch (err) {
+      throw err instanceof TopicMetadataError ? err : new TopicMetadataError(err instanceof Error ? err.message : String(err), undefined, { cause: err });
+    }
+    const now = this.#now();
+    for (const topic of topics) {
+      const partitions = counts.get(topic) ?? null;
+      this.#cache.set(topic, { partitions, expiresAt: now + (partitions === null ? this.#negativeTtlMs : this.#ttlMs) });
+    }
+    return counts;
+  }
+
+  ping(timeoutMs: number): Promise<void> {
+    return this.#source.ping(timeoutMs);
+  }
+
+  close(): Promise<void> {
+    return this.#source.close();
+  }
+}
+
+const UNKNOWN_TOPIC_OR_PART = 3;
+
+/** An error from the metadata client, with Kafka's code when there is one. */
+export class TopicMetadataError extends Error {
+  constructor(message: string, readonly kafkaCode?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TopicMetadataError';
+  }
+}
+
+/**
+ * Reads metadata with librdkafka's admin client (DescribeTopics). `config` is the same client
+ * property map the producers use (bootstrap.servers, TLS/SASL...).
+ */
+export function createKafkaTopicMetadataSource(
+  config: Record<string, string | number | boolean>,
+  opts: { probeTopic: string },
+): TopicMetadataSource {
+  let admin: Kafka.IAdminClient | undefined;
+  const client = (): Kafka.IAdminClient => {
+    admin ??= Kafka.AdminClient.create({ ...config, 'client.id': String(config['client.id'] ?? 'txgate-gateway-metadata') } as Kafka.GlobalConfig);
+    return admin;
+  };
+  const describeRaw = (topics: string[], timeoutMs: number) =>
+    new Promise<Kafka.TopicDescription[]>((resolve, reject) => {
+      client().describeTopics(topics, { timeout: timeoutMs }, (err, descriptions) => {
+        if (err) reject(new TopicMetadataError(`Kafka metadata request failed: ${err.message}`, err.code, { cause: err }));
+        else resolve(descriptions);
+      });
+    });
+  return {
+    async describe(topics, timeoutMs) {
+      const out = new Map<string, number | null>();
+      for (const d of await describeRaw(topics, timeoutMs)) {
+        if (!d.error) out.set(d.name, d.partitions.length);
+        else if (d.error.code === UNKNOWN_TOPIC_OR_PART) out.set(d.name, null);
+        else throw new TopicMetadataError(`Kafka metadata for topic "${d.name}" failed: ${d.error.message}`, d.error.code);
+      }
+      return out;
+    },
+    async ping(timeoutMs) {
+      // Any answer proves a broker is reachable, including "unknown topic".
+      await describeRaw([opts.probeTopic], timeoutMs);
+    },
+    async close() {
+      admin?.disconnect();
+      admin = undefined;
+    },
+  };
+}
