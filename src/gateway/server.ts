@@ -11,6 +11,7 @@ import { combineEvents, createPoolMetrics } from '../pool/metrics.js';
 import type { PoolEvents } from '../pool/types.js';
 import type { ProducerFactory } from '../pool/producer-port.js';
 import { createConfluentProducerFactory } from '../kafka/confluent-producer.js';
+import { assertThreadPoolFits } from '../kafka/thread-pool.js';
 import { TransactionService } from './transaction-service.js';
 import { buildGateway, GatewayState } from './app.js';
 import type { GatewayConfig } from './config.js';
@@ -53,6 +54,9 @@ function poolLogEvents(log: () => Logger): PoolEvents {
 }
 
 export async function startGateway(config: GatewayConfig, options: StartGatewayOptions = {}): Promise<RunningGateway> {
+  // The idempotency store's two tailing consumers each keep a libuv thread busy in consume(),
+  // beside one per producer blocked in a transactional call.
+  if (!options.producerFactory) assertThreadPoolFits(config.pool.size + 2);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const poolMetrics = createPoolMetrics(registry);

@@ -6,7 +6,8 @@
 import { PoolClosedError } from '../errors.js';
 import type { OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
 import { GroupCommitter, type TransactionRunner } from './group-commit.js';
-import { ClaimConflictError, IdempotencyStore, type KafkaProps, type KeyClaim, type Logger } from './idempotency-store.js';
+import { ClaimConflictError, type KeyClaim } from './idempotency/key-claim.js';
+import { IdempotencyStore, type KafkaProps, type Logger } from './idempotency/store.js';
 
 export interface SubmitRequest {
   /** Already validated and converted by the HTTP layer (topic exists, sizes within limits). */

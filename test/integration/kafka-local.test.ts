@@ -4,7 +4,7 @@
  * its own state directory.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -138,11 +138,11 @@ describe('a single local broker', { timeout: 300_000 }, () => {
 });
 
 describe('txgate start', { timeout: 300_000 }, () => {
-  it('brings up a local broker clients can produce to, prints its address, and stops it on SIGTERM', async () => {
+  it('brings up a local broker and the gateway, prints a curl that commits, and stops both on SIGTERM', async () => {
     await withPortLock('launcher-test', async () => {
       const stateDir = path.join(scratch, 'cli');
       mkdirSync(stateDir, { recursive: true });
-      const env: NodeJS.ProcessEnv = { ...process.env, KAFKA_PORT: String(LAUNCHER_TEST_PORT), KAFKA_LOCAL_STATE: stateDir };
+      const env: NodeJS.ProcessEnv = { ...process.env, KAFKA_PORT: String(LAUNCHER_TEST_PORT), KAFKA_LOCAL_STATE: stateDir, TXGATE_PORT: '0' };
       delete env.TXGATE_BROKERS;
       delete env.KAFKA_CONTROLLER_PORT;
       const broker = new LocalKafka({ port: LAUNCHER_TEST_PORT, stateDir });
@@ -154,17 +154,25 @@ describe('txgate start', { timeout: 300_000 }, () => {
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       try {
-        const bootstrap = await Promise.race([
-          waitFor(() => /bootstrap\.servers = (\S+)/.exec(stdout)?.[1], { timeoutMs: 120_000, what: 'txgate start to print the bootstrap address' }),
+        await Promise.race([
+          waitFor(() => stdout.includes('Press Ctrl-C'), { timeoutMs: 120_000, what: 'txgate start to print how to use it' }),
           exited.then((code) => assert.fail(`txgate start exited early (code ${code}): ${stderr}`)),
         ]);
+        const bootstrap = /bootstrap\.servers = (\S+)/.exec(stdout)?.[1];
         assert.equal(bootstrap, `127.0.0.1:${LAUNCHER_TEST_PORT}`);
-        assert.match(stdout, new RegExp(`kcat -b 127\\.0\\.0\\.1:${LAUNCHER_TEST_PORT} -t demo -P`));
+        assert.match(stdout, /Gateway +http:\/\/127\.0\.0\.1:\d+/);
 
-        await produceOne(bootstrap, 'demo', 'hello');
-        const records = await consumeAll(bootstrap, 'demo', { isolation: 'read_uncommitted', expected: 1 });
-        assert.deepEqual(records.map((r) => r.value?.toString()), ['hello']);
-        assert.deepEqual([...new Set(records.map((r) => r.topic))], ['demo']);
+        // The printed curl, pasted as it is, commits one transaction of two records.
+        const curl = /(curl -sS -X POST[^]*?)\n\n/.exec(stdout)?.[1];
+        assert.ok(curl, `no curl in: ${stdout}`);
+        const response = JSON.parse(execFileSync('bash', ['-c', curl], { encoding: 'utf8' })) as { status: string; records: unknown[] };
+        assert.equal(response.status, 'committed');
+        assert.equal(response.records.length, 2);
+        const records = await consumeAll(bootstrap, 'demo', { isolation: 'read_committed', expected: 2 });
+        assert.deepEqual(
+          records.map((r) => JSON.parse(r.value!.toString())),
+          [{ item: 'book', qty: 1 }, { event: 'reserved' }],
+        );
 
         child.kill('SIGTERM');
         assert.equal(await exited, 0, `txgate start exits cleanly: ${stderr}`);

@@ -4,15 +4,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AcquireAbortedError } from '../../src/errors.js';
 import { ParticipantRejection } from '../../src/gateway/group-commit.js';
-import {
-  ClaimConflictError,
-  decodeOutcome,
-  encodeOutcome,
-  IdempotencyView,
-  KeyClaim,
-  murmur2,
-  partitionForKey,
-} from '../../src/gateway/idempotency-store.js';
+import { ClaimConflictError, KeyClaim } from '../../src/gateway/idempotency/key-claim.js';
+import { murmur2, partitionForKey } from '../../src/gateway/idempotency/partitioner.js';
+import { decodeOutcome, encodeOutcome } from '../../src/gateway/idempotency/record-format.js';
+import { IdempotencyView } from '../../src/gateway/idempotency/view.js';
 import { IdempotencyUnavailableError } from '../../src/gateway/service-errors.js';
 import type { OutgoingRecord, RecordMetadata } from '../../src/pool/producer-port.js';
 import type { Transaction } from '../../src/pool/types.js';

@@ -1,12 +1,13 @@
 /**
- * `txgate start`: the one command a user runs. Brings up Kafka (the configured brokers, or a
- * local broker when none are configured), then stays in the foreground until Ctrl-C / SIGTERM
- * and stops the local broker it started.
- *
- * The steps are separate functions so the gateway can be served on the broker once it is up:
- * ensureKafka() -> (serve the gateway here) -> waitForShutdown() -> release().
+ * `txgate start` (what `npm start` runs): the one command a user needs. Brings up Kafka (the
+ * configured brokers, or a local broker when none are configured, with a demo topic), serves the
+ * gateway on it, prints how to use both, and on Ctrl-C / SIGTERM drains the gateway and stops the
+ * local broker it started: ensureKafka() -> startGateway() -> waitForShutdown() -> close, release.
  */
 import type { Command } from 'commander';
+import { addGatewayOptions, resolveGatewayConfig, type GatewayOptionValues } from '../../gateway/config.js';
+import { startGateway } from '../../gateway/server.js';
+import { TxGateError } from '../../errors.js';
 import { LocalKafka } from '../../local-kafka/single-node.js';
 import { ensureTopics } from '../../local-kafka/topics.js';
 
@@ -26,8 +27,8 @@ export interface KafkaTarget {
  * TXGATE_BROKERS (comma-separated host:port) when set; otherwise the local broker
  * (KAFKA_PORT, KAFKA_LOCAL_STATE and the other kafka-local.sh variables apply), started if needed.
  */
-export async function ensureKafka(): Promise<KafkaTarget> {
-  const brokers = process.env.TXGATE_BROKERS?.trim();
+export async function ensureKafka(configured = process.env.TXGATE_BROKERS): Promise<KafkaTarget> {
+  const brokers = configured?.trim();
   if (brokers) return { bootstrap: brokers, local: false, release: async () => {} };
 
   const broker = new LocalKafka();
@@ -75,35 +76,69 @@ function log(msg: string): void {
   console.error(`txgate: ${msg}`);
 }
 
-function printHowTo(kafka: KafkaTarget): void {
+function printHowTo(kafka: KafkaTarget, gatewayUrl: string, authOn: boolean): void {
   const b = kafka.bootstrap;
+  const body = JSON.stringify({
+    records: [
+      { topic: DEMO_TOPIC, key: 'order-1', value: { item: 'book', qty: 1 } },
+      { topic: DEMO_TOPIC, key: 'order-1', value: { event: 'reserved' } },
+    ],
+  });
   console.log(`
-Kafka is ready.
-  bootstrap.servers = ${b}
-  topic "${DEMO_TOPIC}" (${DEMO_PARTITIONS} partitions)
+txgate is ready.
+  Kafka    bootstrap.servers = ${b}${kafka.local ? ' (local broker started by txgate)' : ''}, topic "${DEMO_TOPIC}" (${DEMO_PARTITIONS} partitions)
+  Gateway  ${gatewayUrl}   (GET /openapi.json, /healthz, /readyz, /metrics)
 
-Try it with kcat:
-  echo hello | kcat -b ${b} -t ${DEMO_TOPIC} -P
-  kcat -b ${b} -t ${DEMO_TOPIC} -C -e
+Commit one transaction (both records, or neither):
+  curl -sS -X POST ${gatewayUrl}/v1/transactions -H 'content-type: application/json' \\
+       -H 'idempotency-key: demo-1'${authOn ? " -H 'authorization: Bearer <token>'" : ''} \\
+       -d '${body}'
 
-${kafka.local ? 'Press Ctrl-C to stop the broker.' : 'Press Ctrl-C to stop.'}`);
+Read it back (committed records only):
+  kcat -b ${b} -t ${DEMO_TOPIC} -C -e -X isolation.level=read_committed
+
+Press Ctrl-C to stop${kafka.local ? ' the gateway and the local broker' : ''}.`);
 }
 
-async function runStart(): Promise<void> {
-  const kafka = await ensureKafka();
+async function runStart(values: GatewayOptionValues): Promise<void> {
+  const kafka = await ensureKafka(values.brokers);
   try {
     await ensureTopics(kafka.bootstrap, [{ topic: DEMO_TOPIC, partitions: DEMO_PARTITIONS }]);
-    printHowTo(kafka);
+    let config;
+    try {
+      config = resolveGatewayConfig({ ...values, brokers: kafka.bootstrap });
+    } catch (err) {
+      if (err instanceof TxGateError) {
+        console.error(`txgate start: ${err.message}`);
+        process.exitCode = 2;
+        return;
+      }
+      throw err;
+    }
+    const gateway = await startGateway(config);
+    printHowTo(kafka, gateway.url, config.apiKeys.length > 0);
     const broker = kafka.local ? new LocalKafka() : undefined;
-    await waitForShutdown(broker ? () => broker.isRunning() : undefined);
+    try {
+      await waitForShutdown(broker ? () => broker.isRunning() : undefined);
+    } finally {
+      const clean = await gateway.close();
+      process.exitCode = clean ? 0 : 1;
+    }
   } finally {
     await kafka.release();
   }
 }
 
 export function register(program: Command): void {
-  program
+  const start = program
     .command('start')
-    .description('bring up Kafka (a local broker unless TXGATE_BROKERS is set) and stay in the foreground until Ctrl-C')
-    .action(runStart);
+    .description(
+      'bring up Kafka (a local broker unless --brokers / TXGATE_BROKERS is set) with a demo topic, serve the gateway on it, ' +
+        'and stay in the foreground until Ctrl-C',
+    );
+  addGatewayOptions(start).action(async (values: GatewayOptionValues) => {
+    await runStart(values);
+    // Everything is closed; exit even if a native handle lingers.
+    process.exit(process.exitCode ?? 0);
+  });
 }

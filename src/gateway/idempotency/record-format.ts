@@ -1,0 +1,41 @@
+/**
+ * The record format of the idempotency topic: for each key, a `pending` claim (written before
+ * the request's data) and then the committed outcome (written after the data's offsets are known),
+ * both as JSON.
+ */
+import type { RecordMetadata } from '../../pool/producer-port.js';
+
+export interface CommittedOutcome {
+  fingerprint: string;
+  records: RecordMetadata[];
+  committedAt: string;
+}
+
+export interface PendingClaim {
+  pending: true;
+  fingerprint: string;
+  claimedAt: string;
+}
+
+export function encodeClaim(claim: PendingClaim): Buffer {
+  return Buffer.from(JSON.stringify(claim));
+}
+
+export function encodeOutcome(outcome: CommittedOutcome): Buffer {
+  return Buffer.from(JSON.stringify(outcome));
+}
+
+/** undefined for claims and for anything that is not ours. */
+export function decodeOutcome(value: Buffer | null | undefined): CommittedOutcome | undefined {
+  if (!value) return undefined;
+  try {
+    const v = JSON.parse(value.toString('utf8')) as Partial<CommittedOutcome & PendingClaim>;
+    if (v.pending || typeof v.fingerprint !== 'string' || !Array.isArray(v.records)) return undefined;
+    const records = v.records.filter(
+      (r): r is RecordMetadata => !!r && typeof r.topic === 'string' && typeof r.partition === 'number' && typeof r.offset === 'string',
+    );
+    return { fingerprint: v.fingerprint, records, committedAt: String(v.committedAt ?? '') };
+  } catch {
+    return undefined;
+  }
+}

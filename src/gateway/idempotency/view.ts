@@ -1,0 +1,233 @@
+/**
+ * The in-memory view: what the two consumers have read, and waits on their positions.
+ * (store.ts's header explains the protocol this serves.)
+ */
+import { AcquireAbortedError } from '../../errors.js';
+import { IdempotencyUnavailableError } from '../service-errors.js';
+import { decodeOutcome, type CommittedOutcome } from './record-format.js';
+
+export interface ViewEntry extends CommittedOutcome {
+  /** Offset of the outcome record in the idempotency topic. */
+  offset: number;
+}
+
+export type Cursor = 'committed' | 'uncommitted';
+
+interface Waiter {
+  target: number;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+interface WaitOptions {
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  /** What the IdempotencyUnavailableError says when the wait times out. */
+  what?: string;
+}
+
+export class IdempotencyView {
+  private readonly outcomes = new Map<string, ViewEntry>();
+  private readonly positions: Record<Cursor, number[]>;
+  private readonly waiters: Record<Cursor, Waiter[][]>;
+  /** Records read uncommitted that the committed cursor has not passed yet, per partition and key. */
+  private readonly unresolvedByKey = new Map<string, number[]>();
+  /** The same, in offset order per partition, so passing them is cheap. */
+  private readonly unresolvedQueue: Array<Array<{ offset: number; key: string }>>;
+  private readonly unresolvedHead: number[];
+  /** Offsets of our own records whose transaction we know was aborted. */
+  private readonly knownAborted: Array<Set<number>>;
+
+  constructor(
+    readonly partitions: number,
+    start: { committed?: number[]; uncommitted?: number[] } = {},
+  ) {
+    const zeros = (): number[] => Array.from({ length: partitions }, () => 0);
+    this.positions = { committed: start.committed?.slice() ?? zeros(), uncommitted: start.uncommitted?.slice() ?? zeros() };
+    this.waiters = { committed: Array.from({ length: partitions }, () => []), uncommitted: Array.from({ length: partitions }, () => []) };
+    this.unresolvedQueue = Array.from({ length: partitions }, () => []);
+    this.unresolvedHead = zeros();
+    this.knownAborted = Array.from({ length: partitions }, () => new Set<number>());
+  }
+
+  get size(): number {
+    return this.outcomes.size;
+  }
+
+  position(cursor: Cursor, partition: number): number {
+    return this.positions[cursor][partition] ?? 0;
+  }
+
+  lookup(key: string): ViewEntry | undefined {
+    return this.outcomes.get(key);
+  }
+
+  /** Offsets of records for this key that were read uncommitted and whose transaction is not known to have ended. */
+  unresolved(partition: number, key: string): readonly number[] {
+    return this.unresolvedByKey.get(unresolvedId(partition, key)) ?? [];
+  }
+
+  /** A record read by the read_committed consumer. */
+  applyCommitted(partition: number, offset: number, key: string | undefined, value: Buffer | null | undefined): void {
+    if (key !== undefined) {
+      if (value === null || value === undefined) {
+        const current = this.outcomes.get(key);
+        if (current && current.offset < offset) this.outcomes.delete(key);
+      } else {
+        const outcome = decodeOutcome(value);
+        if (outcome) this.remember(key, outcome, offset);
+      }
+    }
+    this.advance('committed', partition, offset + 1);
+  }
+
+  /** A record read by the read_uncommitted consumer. */
+  applyUncommitted(partition: number, offset: number, key: string | undefined): void {
+    if (key !== undefined && offset >= this.position('committed', partition) && !this.knownAborted[partition]!.has(offset)) {
+      this.unresolvedQueue[partition]!.push({ offset, key });
+      const id = unresolvedId(partition, key);
+      const offsets = this.unresolvedByKey.get(id);
+      if (offsets) offsets.push(offset);
+      else this.unresolvedByKey.set(id, [offset]);
+    }
+    this.advance('uncommitted', partition, offset + 1);
+  }
+
+  remember(key: string, outcome: CommittedOutcome, offset: number): void {
+    const current = this.outcomes.get(key);
+    if (current && current.offset > offset) return;
+    this.outcomes.set(key, { ...outcome, offset });
+  }
+
+  /** Our transaction holding these records was aborted: they will never become visible. */
+  markAborted(partition: number, offsets: Iterable<number>): void {
+    const committedAt = this.position('committed', partition);
+    const aborted = this.knownAborted[partition]!;
+    const fresh = new Set<number>();
+    for (const offset of offsets) {
+      if (offset < committedAt || aborted.has(offset)) continue;
+      aborted.add(offset);
+      fresh.add(offset);
+    }
+    if (fresh.size === 0) return;
+    const q = this.unresolvedQueue[partition]!;
+    for (let i = this.unresolvedHead[partition]!; i < q.length; i++) {
+      const { offset, key } = q[i]!;
+      if (fresh.has(offset)) this.dropUnresolved(partition, key, offset);
+    }
+  }
+
+  /**
+   * After our claim at `claimOffset`: did another writer claim or commit this key since the
+   * decision at `horizon`? `own` are offsets this request wrote itself (in earlier attempts too).
+   */
+  conflicts(partition: number, key: string, horizon: number, claimOffset: number, own: ReadonlySet<number>): boolean {
+    const committed = this.outcomes.get(key);
+    if (committed && committed.offset >= horizon && !own.has(committed.offset)) return true;
+    return this.unresolved(partition, key).some((o) => o >= horizon && o < claimOffset && !own.has(o));
+  }
+
+  /** Moves a cursor forward (never back) and wakes whoever waits for it. */
+  advance(cursor: Cursor, partition: number, position: number): void {
+    const positions = this.positions[cursor];
+    if (partition >= positions.length || position <= positions[partition]!) return;
+    positions[partition] = position;
+    if (cursor === 'committed') this.passResolved(partition, position);
+    const waiting = this.waiters[cursor][partition]!;
+    if (waiting.length === 0) return;
+    const still: Waiter[] = [];
+    for (const w of waiting) {
+      if (position >= w.target) w.resolve();
+      else still.push(w);
+    }
+    this.waiters[cursor][partition] = still;
+  }
+
+  /** Resolves once the cursor reaches `target`; IdempotencyUnavailableError at the deadline. */
+  waitFor(cursor: Cursor, partition: number, target: number, opts: WaitOptions): Promise<void> {
+    if (this.position(cursor, partition) >= target) return Promise.resolve();
+    if (opts.signal?.aborted) return Promise.reject(new AcquireAbortedError(opts.signal.reason));
+    return new Promise<void>((resolve, reject) => {
+      const list = this.waiters[cursor][partition]!;
+      const done = (): void => {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+      const remove = (): void => {
+        const ws = this.waiters[cursor][partition]!;
+        const at = ws.indexOf(waiter);
+        if (at >= 0) ws.splice(at, 1);
+      };
+      const waiter: Waiter = {
+        target,
+        resolve: () => {
+          done();
+          resolve();
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
+      };
+      const onAbort = (): void => {
+        done();
+        remove();
+        reject(new AcquireAbortedError(opts.signal?.reason));
+      };
+      const timer = setTimeout(() => {
+        done();
+        remove();
+        reject(
+          new IdempotencyUnavailableError(
+            `${opts.what ?? 'the idempotency topic'} did not catch up within ${opts.timeoutMs} ms ` +
+              `(partition ${partition}: ${cursor} position ${this.position(cursor, partition)}, needed ${target})`,
+          ),
+        );
+      }, Math.max(0, opts.timeoutMs));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      list.push(waiter);
+    });
+  }
+
+  /** Fails every waiter (the store is closing). */
+  failWaiters(err: Error): void {
+    for (const cursor of ['committed', 'uncommitted'] as const) {
+      for (let p = 0; p < this.partitions; p++) {
+        const ws = this.waiters[cursor][p]!;
+        this.waiters[cursor][p] = [];
+        for (const w of ws) w.reject(err);
+      }
+    }
+  }
+
+  private dropUnresolved(partition: number, key: string, offset: number): void {
+    const id = unresolvedId(partition, key);
+    const list = this.unresolvedByKey.get(id);
+    if (!list) return;
+    const kept = list.filter((o) => o !== offset);
+    if (kept.length === 0) this.unresolvedByKey.delete(id);
+    else this.unresolvedByKey.set(id, kept);
+  }
+
+  /** The committed cursor passed these: their transaction ended, and the view holds what it committed. */
+  private passResolved(partition: number, position: number): void {
+    const q = this.unresolvedQueue[partition]!;
+    let head = this.unresolvedHead[partition]!;
+    while (head < q.length && q[head]!.offset < position) {
+      const { offset, key } = q[head]!;
+      this.dropUnresolved(partition, key, offset);
+      head++;
+    }
+    if (head > 1024 && head * 2 > q.length) {
+      q.splice(0, head);
+      head = 0;
+    }
+    this.unresolvedHead[partition] = head;
+    const aborted = this.knownAborted[partition]!;
+    if (aborted.size > 0) for (const o of aborted) if (o < position) aborted.delete(o);
+  }
+}
+
+function unresolvedId(partition: number, key: string): string {
+  return `${partition}\u0000${key}`;
+}
