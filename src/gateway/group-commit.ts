@@ -21,6 +21,7 @@ import {
   TransactionAbortedError,
   TransactionOutcomeUnknownError,
 } from '../errors.js';
+import { KafkaCode } from '../pool/classify.js';
 import { KafkaClientError } from '../pool/producer-port.js';
 import type { OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
 import type { RunOptions, Transaction, TransactionResult } from '../pool/types.js';
@@ -86,7 +87,7 @@ export interface GroupCommitStats {
 /** Kafka error codes that say something about a record itself, not about the broker or the transaction. */
 const RECORD_SPECIFIC_CODES = new Set<number>([
   2, // CORRUPT_MESSAGE
-  10, // MSG_SIZE_TOO_LARGE (the topic's max.message.bytes)
+  KafkaCode.MSG_SIZE_TOO_LARGE, // the topic's max.message.bytes
   18, // RECORD_LIST_TOO_LARGE
   32, // INVALID_TIMESTAMP
   87, // INVALID_RECORD
@@ -105,12 +106,11 @@ export function isRecordSpecificError(err: unknown): err is KafkaClientError {
   return err instanceof KafkaClientError && RECORD_SPECIFIC_CODES.has(err.code) && !err.txnRequiresAbort;
 }
 
-/** librdkafka's _PURGE_QUEUE: the client dropped the record before sending it. */
-const PURGE_QUEUE = -152;
 const MAX_PURGE_RETRIES = 3;
 
+/** librdkafka's _PURGE_QUEUE: the client dropped the record before sending it. */
 function isPurged(err: unknown): boolean {
-  return err instanceof KafkaClientError && err.code === PURGE_QUEUE;
+  return err instanceof KafkaClientError && err.code === KafkaCode._PURGE_QUEUE;
 }
 
 interface Item {
