@@ -191,7 +191,7 @@ export class TransactionalProducerPool {
       await tx.settleOffsets();
       // When the abort reveals that the producer was fenced or broke, that is the news the
       // caller needs (the work's own error is often just a purged delivery).
-      const fatal = await this.abortOrReplace(slot, error);
+      const fatal = await this.abortOrReplace(slot, error, tx.refusedByBroker);
       throw fail(fatal ?? error, 'aborted', `transaction aborted: ${describe(fatal ?? error)}`);
     }
 
@@ -298,7 +298,7 @@ export class TransactionalProducerPool {
    * Aborts the open transaction; if even that fails, the producer's state is unknown: replace it.
    * Returns the error that made the producer unusable, if one did.
    */
-  private async abortOrReplace(slot: Slot, reason: unknown): Promise<unknown> {
+  private async abortOrReplace(slot: Slot, reason: unknown, renewAfterAbort = false): Promise<unknown> {
     const producer = slot.producer;
     if (!producer) return undefined;
     // A fenced producer cannot abort; the new producer's init aborts for it.
@@ -310,7 +310,11 @@ export class TransactionalProducerPool {
     for (let attempt = 0; ; attempt++) {
       try {
         await producer.abort(this.options.abortTimeoutMs);
-        this.release(slot);
+        // After the broker refused a record, librdkafka (2.15) purges the first record the
+        // next transaction sends to that partition (_PURGE_QUEUE), failing a healthy caller.
+        // A fresh producer with the same id has no such leftover state.
+        if (renewAfterAbort) this.replace(slot, 'record-refused', reason);
+        else this.release(slot);
         return undefined;
       } catch (error) {
         if (classify(error, 'abort') === 'retry' && Date.now() < deadline && !slot.force.signal.aborted) {

@@ -5,13 +5,14 @@
  * can never write into somebody else's transaction on the same producer.
  */
 import { TransactionClosedError } from '../errors.js';
-import type { OutgoingRecord, RecordMetadata, TopicPartitionOffset, TransactionalProducer } from './producer-port.js';
+import { KafkaClientError, type OutgoingRecord, type RecordMetadata, type TopicPartitionOffset, type TransactionalProducer } from './producer-port.js';
 import type { Transaction } from './types.js';
 
 export class TransactionHandle implements Transaction {
   private open = true;
   private readonly deliveries: Promise<RecordMetadata>[] = [];
   private firstFailure: { error: unknown } | undefined;
+  private brokerRefusal = false;
   private readonly offsetCalls: Promise<void>[] = [];
 
   constructor(
@@ -30,6 +31,8 @@ export class TransactionHandle implements Transaction {
       // abort the transaction instead of being committed around.
       delivery.catch((error) => {
         this.firstFailure ??= { error };
+        // Kafka's own error codes are >= 0; librdkafka's local ones (purges, timeouts) are negative.
+        if (error instanceof KafkaClientError && error.code >= 0) this.brokerRefusal = true;
       });
       this.deliveries.push(delivery);
       return delivery;
@@ -62,6 +65,11 @@ export class TransactionHandle implements Transaction {
   /** Waits only for offset commits (bounded by their own timeout), not for deliveries. */
   async settleOffsets(): Promise<void> {
     await Promise.allSettled(this.offsetCalls);
+  }
+
+  /** The broker refused one of this transaction's records (too large, invalid, ...). */
+  get refusedByBroker(): boolean {
+    return this.brokerRefusal;
   }
 
   get recordCount(): number {

@@ -36,7 +36,7 @@ export interface PoolOptions {
 
 export type SlotState = 'starting' | 'idle' | 'busy' | 'replacing' | 'closed';
 
-export type ReplaceCause = 'fenced' | 'fatal' | 'unknown-state' | 'refresh' | 'init-failed';
+export type ReplaceCause = 'fenced' | 'fatal' | 'unknown-state' | 'refresh' | 'init-failed' | 'record-refused';
 
 export interface PoolEvents {
   acquired?(info: { slot: number; waitedMs: number }): void;

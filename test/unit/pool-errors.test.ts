@@ -65,7 +65,7 @@ describe('work fails', () => {
     await closeAndCheck(pool, cluster);
   });
 
-  it('a refused record rejects its send with the KafkaClientError, and the transaction is aborted', async () => {
+  it('a refused record rejects its send with the KafkaClientError, the transaction is aborted, and the producer renewed', async () => {
     const cluster = new FakeCluster();
     const pool = await startPool(cluster, { size: 1 });
     cluster.failNext('send', kafkaErrors.msgSizeTooLarge, { where: (c) => c.record?.value?.toString() === 'huge' });
@@ -84,9 +84,16 @@ describe('work fails', () => {
     );
     assert.ok(sendError instanceof KafkaClientError && sendError.code === 10, 'tx.send rejects with the delivery error');
     assert.deepEqual(cluster.committedValues(), [], 'a transaction with a failed record never commits');
-    assert.equal(cluster.created('tx-i1-0'), 1);
     await pool.run((tx) => tx.send(rec('after')));
     assert.deepEqual(cluster.committedValues(), ['after']);
+    // librdkafka would purge the next transaction's first record on that partition, so the
+    // pool renews the producer (same id) once the abort went through.
+    assert.equal(cluster.created('tx-i1-0'), 2);
+    assert.deepEqual(
+      cluster.calls.filter((c) => c.kind === 'abort').length,
+      1,
+      'the refused transaction was aborted before the producer was renewed',
+    );
     await closeAndCheck(pool, cluster);
   });
 });
