@@ -48,6 +48,11 @@ function poolLogEvents(log: () => Logger): PoolEvents {
     replacing: ({ slot, transactionalId, cause, error }) =>
       log().warn({ slot, transactionalId, cause, err: error }, 'replacing a producer'),
     replaced: ({ slot, transactionalId, cause }) => log().info({ slot, transactionalId, cause }, 'producer replaced'),
+    fencingStorm: ({ slot, transactionalId, fencings, delayMs }) =>
+      log().error(
+        { slot, transactionalId, fencings, delayMs },
+        'this producer keeps being fenced: another running gateway uses the same transactional ids; give every instance its own --instance-id',
+      ),
     outcomeUnknown: ({ slot, reason }) => log().error({ slot, err: reason }, 'transaction outcome unknown'),
     aborted: ({ slot, reason }) => log().warn({ slot, err: reason }, 'transaction aborted'),
   };

@@ -111,5 +111,6 @@ export function combineEvents(...observers: Array<PoolEvents | undefined>): Pool
     replacing: fan('replacing'),
     replaced: fan('replaced'),
     rejected: fan('rejected'),
+    fencingStorm: fan('fencingStorm'),
   };
 }

@@ -48,6 +48,8 @@ interface Slot {
    * whatever phase it is in (retrying begin, inside the caller's work, committing).
    */
   force: AbortController;
+  /** When this slot was last fenced (most recent last), to tell a fencing storm from a one-off. */
+  fencedAt: number[];
 }
 
 type ResolvedOptions = Required<Omit<PoolOptions, 'events' | 'retry'>> & Pick<PoolOptions, 'events'> & { retry: RetryOptions };
@@ -63,6 +65,10 @@ const DEFAULTS = {
   replaceBackoffMs: 500,
   retry: { deadlineMs: 30_000, initialBackoffMs: 20, maxBackoffMs: 1_000 },
 };
+
+/** Fencings of one slot within this window count towards a fencing storm. */
+const FENCING_STORM_WINDOW_MS = 5 * 60_000;
+const FENCING_STORM_THRESHOLD = 3;
 
 /** Outcome of the commit phase, before it is turned into a result or a typed error. */
 type CommitOutcome = { ok: true; attempts: number } | { ok: false; outcome: 'aborted' | 'unknown'; error: unknown };
@@ -102,6 +108,7 @@ export class TransactionalProducerPool {
       lastUsedAt: Date.now(),
       lastError: undefined,
       force: new AbortController(),
+      fencedAt: [],
     }));
   }
 
@@ -420,6 +427,10 @@ export class TransactionalProducerPool {
 
   private async replaceLoop(slot: Slot, cause: ReplaceCause): Promise<void> {
     await this.closeProducer(slot);
+    if (cause === 'fenced' && !(await this.backOffFromFencingStorm(slot))) {
+      slot.state = 'closed';
+      return;
+    }
     for (let attempt = 0; !this.closing; attempt++) {
       try {
         await this.initSlot(slot);
@@ -436,6 +447,23 @@ export class TransactionalProducerPool {
     }
     await this.closeProducer(slot);
     slot.state = 'closed';
+  }
+
+  /**
+   * Being fenced again and again means another live process holds the same transactional id
+   * (two instances configured with one instance id). Re-initialising at once would fence it back
+   * and the two would take turns failing each other's transactions; so repeated fencing waits,
+   * longer each time (up to a minute), and says loudly what is going on. Resolves false if the
+   * pool closed meanwhile.
+   */
+  private async backOffFromFencingStorm(slot: Slot): Promise<boolean> {
+    const now = Date.now();
+    slot.fencedAt = [...slot.fencedAt.filter((t) => now - t < FENCING_STORM_WINDOW_MS), now];
+    const recent = slot.fencedAt.length;
+    if (recent < FENCING_STORM_THRESHOLD) return true;
+    const delayMs = Math.min(60_000, this.options.replaceBackoffMs * 2 ** (recent - FENCING_STORM_THRESHOLD + 1));
+    this.options.events?.fencingStorm?.({ slot: slot.index, transactionalId: slot.transactionalId, fencings: recent, delayMs });
+    return sleep(delayMs, this.lifetime.signal, true);
   }
 
   /**

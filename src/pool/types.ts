@@ -47,6 +47,11 @@ export interface PoolEvents {
   replacing?(info: { slot: number; transactionalId: string; cause: ReplaceCause; error?: unknown }): void;
   replaced?(info: { slot: number; transactionalId: string; cause: ReplaceCause }): void;
   rejected?(info: { reason: 'saturated' | 'timeout' | 'aborted' | 'closed' }): void;
+  /**
+   * A slot was fenced `fencings` times in 5 minutes: another live process very likely uses the
+   * same transactional id (the same prefix and instance id). Its replacement waits `delayMs`.
+   */
+  fencingStorm?(info: { slot: number; transactionalId: string; fencings: number; delayMs: number }): void;
 }
 
 export interface RunOptions {
