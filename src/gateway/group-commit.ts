@@ -145,7 +145,7 @@ class BatchPoisoned extends Error {
   }
 }
 
-/** Thrown from the work when every request left the batch before it started. */
+/** Why a batch's pool request is cancelled: every request left it while it waited. */
 class EmptyBatch extends Error {
   constructor() {
     super('batch emptied before it started');
@@ -316,7 +316,9 @@ export class GroupCommitter {
       item.detachSignal?.();
       item.detachSignal = undefined;
     }
-    if (items.length === 0) throw new EmptyBatch();
+    // Every caller left between the pool's hand-over and now: send nothing (the pool then
+    // commits nothing, and counts no abort).
+    if (items.length === 0) return [];
 
     // Participants first, so that their records (the idempotency claims) lead the transaction.
     const begun = items.map((item) => settle(callHook(() => item.req.participant?.begin?.(tx))));
@@ -397,6 +399,7 @@ export class GroupCommitter {
     this.running.delete(batch);
     this.waiting.delete(batch);
     const items = batch.items;
+    if (items.length === 0) return;
     this.counters.transactions++;
     this.counters.requests += items.length;
     if (items.length > 1) this.counters.batchedRequests += items.length;

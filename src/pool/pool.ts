@@ -155,6 +155,12 @@ export class TransactionalProducerPool {
 
   private async runOnSlot<T>(work: (tx: Transaction) => Promise<T>, options: RunOptions): Promise<TransactionResult<T>> {
     const slot = await this.acquire(options);
+    if (options.signal?.aborted) {
+      // The caller gave up in the instant between being handed a producer and beginning.
+      this.release(slot);
+      this.reject('aborted');
+      throw new AcquireAbortedError(options.signal.reason);
+    }
     const producer = slot.producer!;
     const forced = slot.force.signal;
     const startedAt = Date.now();
@@ -202,7 +208,9 @@ export class TransactionalProducerPool {
       throw fail(fatal ?? error, 'aborted', `transaction aborted: ${describe(fatal ?? error)}`);
     }
 
-    const commit = await this.commit(slot, producer);
+    // KIP-890 brokers refuse to commit an empty transaction; with nothing sent there is nothing
+    // to commit, and librdkafka ends an empty transaction locally.
+    const commit = tx.isEmpty ? await this.endEmpty(slot, producer) : await this.commit(slot, producer);
     if (!commit.ok) {
       throw fail(
         commit.error,
@@ -257,6 +265,18 @@ export class TransactionalProducerPool {
         this.replace(slot, isFencing(error) ? 'fenced' : action === 'replace' ? 'fatal' : 'unknown-state', error);
         return { ok: false, outcome, error };
       }
+    }
+  }
+
+  /** Ends a transaction that sent nothing: there is nothing to make visible, so abort it. */
+  private async endEmpty(slot: Slot, producer: TransactionalProducer): Promise<CommitOutcome> {
+    try {
+      await producer.abort(this.options.abortTimeoutMs);
+      return { ok: true, attempts: 0 };
+    } catch (error) {
+      // Nothing was sent, so nothing can be visible whatever the producer's state.
+      this.replace(slot, isFencing(error) ? 'fenced' : 'unknown-state', error);
+      return { ok: false, outcome: 'aborted', error };
     }
   }
 

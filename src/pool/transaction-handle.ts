@@ -72,6 +72,11 @@ export class TransactionHandle implements Transaction {
     return this.brokerRefusal;
   }
 
+  /** Nothing was sent and no offsets were added. */
+  get isEmpty(): boolean {
+    return this.deliveries.length === 0 && this.offsetCalls.length === 0;
+  }
+
   get recordCount(): number {
     return this.deliveries.length;
   }

@@ -104,6 +104,22 @@ describe('pool against a real broker', () => {
     });
   });
 
+  it('a transaction that sends nothing succeeds on a real broker and leaves the producer usable', async () => {
+    const topic = uniqueName('empty');
+    await createTopics(bootstrap, [{ topic, partitions: 1 }]);
+    const pool = newPool(uniqueName('txg'), 1);
+    await pool.start();
+    try {
+      for (let i = 0; i < 3; i++) assert.deepEqual((await pool.run(async () => i)).records, []);
+      await pool.run((tx) => tx.send({ topic, value: Buffer.from('after-empty') }));
+      assert.equal(pool.stats().counters.replacements, 0);
+    } finally {
+      await pool.close();
+    }
+    const values = (await consumeAll(bootstrap, [topic], { isolation: 'read_committed', expected: 1 })).map((r) => r.value!.toString());
+    assert.deepEqual(values, ['after-empty']);
+  });
+
   it('a second pool with the same prefix and instance fences the first; the first replaces its producers and keeps working', async () => {
     const topic = uniqueName('fence');
     const prefix = uniqueName('txg');
