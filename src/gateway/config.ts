@@ -10,6 +10,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ConfigurationError } from '../errors.js';
 import { parseApiKeys, type ApiKeySpec } from './auth.js';
 import { DEFAULT_GATEWAY_LIMITS, DEFAULT_IDEMPOTENCY_TOPIC, type GatewayLimits } from './app.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS } from './idempotency/retention.js';
 
 export type KafkaProps = Record<string, string | number | boolean>;
 
@@ -20,6 +21,9 @@ export interface GatewayConfig {
     size: number;
     maxWaiting: number;
     acquireTimeoutMs: number;
+    /** Per commit call; a commit that times out is retried until retryDeadlineMs, then reported unknown (504). */
+    commitTimeoutMs?: number;
+    retryDeadlineMs?: number;
     instanceId: string;
     transactionalIdPrefix: string;
   };
@@ -28,12 +32,20 @@ export interface GatewayConfig {
   apiKeys: ApiKeySpec[];
   groupCommit: { maxBatchRequests: number; maxBatchRecords: number };
   idempotencyTopic: string;
+  /** How long an idempotency key is answered after its request committed (resolveGatewayConfig always sets it; default 24 h). */
+  idempotencyRetentionMs?: number;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+/**
+ * An expired key must never meet its own transaction still open (store.ts's header): keep the
+ * retention far above any transaction's lifetime (transaction.timeout.ms: 60 s by default, 15 min
+ * at most on a default broker).
+ */
+export const MIN_IDEMPOTENCY_RETENTION_MS = 10 * 60_000;
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -80,6 +92,11 @@ export function addGatewayOptions(cmd: Command): Command {
     new Option('--pool-size <n>', 'transactional producers in the pool').env('TXGATE_POOL_SIZE').argParser(integer(1, 256)).default(8),
     new Option('--pool-max-waiting <n>', 'transactions that may wait for a producer before requests are refused with 503').env('TXGATE_POOL_MAX_WAITING').argParser(integer(0)).default(512),
     new Option('--acquire-timeout-ms <ms>', 'how long a transaction waits for a free producer before 503').env('TXGATE_ACQUIRE_TIMEOUT_MS').argParser(integer(1)).default(10_000),
+    new Option('--commit-timeout-ms <ms>', 'how long one commit call may take before it is retried').env('TXGATE_COMMIT_TIMEOUT_MS').argParser(integer(100)).default(10_000),
+    new Option('--retry-deadline-ms <ms>', 'how long retriable transactional calls (a timed-out commit, CONCURRENT_TRANSACTIONS) are retried; past it a commit\'s outcome is unknown (504)')
+      .env('TXGATE_RETRY_DEADLINE_MS')
+      .argParser(integer(100))
+      .default(30_000),
     new Option('--instance-id <id>', 'this instance in transactional ids (<prefix>-<instance>-<slot>); must be unique among running instances and stable across restarts')
       .env('TXGATE_INSTANCE_ID')
       .default(os.hostname(), 'the host name'),
@@ -100,6 +117,10 @@ export function addGatewayOptions(cmd: Command): Command {
     new Option('--max-batch-requests <n>', 'group commit: most requests packed into one transaction').env('TXGATE_MAX_BATCH_REQUESTS').argParser(integer(1)).default(64),
     new Option('--max-batch-records <n>', 'group commit: most records in one transaction').env('TXGATE_MAX_BATCH_RECORDS').argParser(integer(1)).default(10_000),
     new Option('--idempotency-topic <topic>', 'compacted topic that records idempotency keys (created if missing)').env('TXGATE_IDEMPOTENCY_TOPIC').default(DEFAULT_IDEMPOTENCY_TOPIC),
+    new Option('--idempotency-retention-ms <ms>', `how long an idempotency key is remembered after its request committed (at least ${MIN_IDEMPOTENCY_RETENTION_MS}); later, a retry runs as a new request`)
+      .env('TXGATE_IDEMPOTENCY_RETENTION_MS')
+      .argParser(integer(1))
+      .default(DEFAULT_IDEMPOTENCY_RETENTION_MS, '86400000 (24 h)'),
     new Option('--shutdown-timeout-ms <ms>', 'on SIGTERM/SIGINT: how long in-flight transactions may take to finish').env('TXGATE_SHUTDOWN_TIMEOUT_MS').argParser(integer(0)).default(30_000),
     new Option('--log-level <level>', 'log level').env('TXGATE_LOG_LEVEL').choices([...LOG_LEVELS]).default('info'),
   ];
@@ -115,6 +136,8 @@ export interface GatewayOptionValues {
   poolSize?: number;
   poolMaxWaiting?: number;
   acquireTimeoutMs?: number;
+  commitTimeoutMs?: number;
+  retryDeadlineMs?: number;
   instanceId?: string;
   transactionalIdPrefix?: string;
   host?: string;
@@ -129,6 +152,7 @@ export interface GatewayOptionValues {
   maxBatchRequests?: number;
   maxBatchRecords?: number;
   idempotencyTopic?: string;
+  idempotencyRetentionMs?: number;
   shutdownTimeoutMs?: number;
   logLevel?: string;
 }
@@ -204,6 +228,20 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigurationError(`--log-level / TXGATE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const idempotencyTopic = values.idempotencyTopic ?? DEFAULT_IDEMPOTENCY_TOPIC;
   if (!/^[a-zA-Z0-9._-]{1,249}$/.test(idempotencyTopic)) throw new ConfigurationError(`--idempotency-topic "${idempotencyTopic}" is not a valid Kafka topic name`);
+  const idempotencyRetentionMs = values.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS;
+  if (!Number.isSafeInteger(idempotencyRetentionMs) || idempotencyRetentionMs < MIN_IDEMPOTENCY_RETENTION_MS) {
+    throw new ConfigurationError(
+      `--idempotency-retention-ms / TXGATE_IDEMPOTENCY_RETENTION_MS must be at least ${MIN_IDEMPOTENCY_RETENTION_MS} (10 minutes), got ${idempotencyRetentionMs}: ` +
+        'a key must outlive any transaction that may still be writing it',
+    );
+  }
+  const transactionTimeoutMs = Number(kafka['transaction.timeout.ms'] ?? 0);
+  if (transactionTimeoutMs > 0 && idempotencyRetentionMs <= transactionTimeoutMs) {
+    throw new ConfigurationError(
+      `--idempotency-retention-ms (${idempotencyRetentionMs}) must be longer than the Kafka property transaction.timeout.ms (${transactionTimeoutMs}): ` +
+        'a key must outlive any transaction that may still be writing it',
+    );
+  }
 
   return {
     kafka,
@@ -211,6 +249,8 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
       size: values.poolSize ?? 8,
       maxWaiting: values.poolMaxWaiting ?? 512,
       acquireTimeoutMs: values.acquireTimeoutMs ?? 10_000,
+      commitTimeoutMs: values.commitTimeoutMs ?? 10_000,
+      retryDeadlineMs: values.retryDeadlineMs ?? 30_000,
       instanceId,
       transactionalIdPrefix: prefix,
     },
@@ -219,6 +259,7 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
     apiKeys,
     groupCommit,
     idempotencyTopic,
+    idempotencyRetentionMs,
     shutdownTimeoutMs: values.shutdownTimeoutMs ?? 30_000,
     logLevel,
   };

@@ -80,6 +80,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     transactionalIdPrefix: config.pool.transactionalIdPrefix,
     maxWaiting: config.pool.maxWaiting,
     acquireTimeoutMs: config.pool.acquireTimeoutMs,
+    commitTimeoutMs: config.pool.commitTimeoutMs,
+    ...(config.pool.retryDeadlineMs !== undefined ? { retry: { deadlineMs: config.pool.retryDeadlineMs } } : {}),
     events: combineEvents(poolMetrics.events, poolLogEvents(log)),
   });
   poolMetrics.observe(pool);
@@ -87,6 +89,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     pool,
     kafka: config.kafka,
     idempotencyTopic: config.idempotencyTopic,
+    idempotencyRetentionMs: config.idempotencyRetentionMs,
     maxBatchRequests: config.groupCommit.maxBatchRequests,
     maxBatchRecords: config.groupCommit.maxBatchRecords,
     logger: {

@@ -30,7 +30,7 @@ export interface TransactionServiceOptions {
   pool: TransactionRunner;
   /** librdkafka client properties ('bootstrap.servers', TLS/SASL...) for the idempotency topic's consumers and admin client. */
   kafka: KafkaProps;
-  /** Default 'txgate.idempotency' (compacted, created at start if missing). */
+  /** Default 'txgate.idempotency' (compacted with a time retention, created at start if missing). */
   idempotencyTopic?: string;
   /** Partitions of the idempotency topic when this service creates it (default 3). */
   idempotencyPartitions?: number;
@@ -42,6 +42,12 @@ export interface TransactionServiceOptions {
   idempotencyCatchUpTimeoutMs?: number;
   /** How long start() may take to load the idempotency topic (default 60000). */
   idempotencyStartTimeoutMs?: number;
+  /**
+   * How long an idempotency key is answered after its request committed (default 24 h); after it
+   * a request with the key runs as new. Keep it far above transaction.timeout.ms (the CLI
+   * requires at least 10 minutes; tests may go lower).
+   */
+  idempotencyRetentionMs?: number;
   logger?: Logger;
 }
 
@@ -56,7 +62,7 @@ export interface TransactionServiceStats {
   requests: number;
   /** Committed requests that shared their transaction with at least one other. */
   batchedRequests: number;
-  /** Idempotency keys known (committed outcomes in the local view). */
+  /** Idempotency keys known (committed outcomes in the local view, until swept after the retention). */
   idempotencyKeys: number;
 }
 
@@ -82,6 +88,7 @@ export class TransactionService {
       partitions: opts.idempotencyPartitions,
       catchUpTimeoutMs: opts.idempotencyCatchUpTimeoutMs,
       startTimeoutMs: opts.idempotencyStartTimeoutMs,
+      retentionMs: opts.idempotencyRetentionMs,
       logger: opts.logger,
     });
   }

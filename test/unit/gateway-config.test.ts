@@ -98,3 +98,20 @@ test('invalid settings fail with a message naming the setting', () => {
     assert.throws(() => parse(argv, env), (e: unknown) => e instanceof Error && message.test(e.message), `${argv.join(' ')} ${JSON.stringify(env)}`);
   }
 });
+
+test('idempotency retention: 24 h by default, from the flag or the environment, never below 10 minutes or a transaction timeout', () => {
+  assert.equal(parse(['--brokers', 'k:1']).idempotencyRetentionMs, 86_400_000);
+  assert.equal(parse(['--brokers', 'k:1'], { TXGATE_IDEMPOTENCY_RETENTION_MS: '3600000' }).idempotencyRetentionMs, 3_600_000);
+  assert.equal(parse(['--brokers', 'k:1', '--idempotency-retention-ms', '600000'], { TXGATE_IDEMPOTENCY_RETENTION_MS: '3600000' }).idempotencyRetentionMs, 600_000);
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['--idempotency-retention-ms', '599999'], {}, /--idempotency-retention-ms \/ TXGATE_IDEMPOTENCY_RETENTION_MS must be at least 600000/],
+    [[], { TXGATE_IDEMPOTENCY_RETENTION_MS: '2000' }, /must be at least 600000 \(10 minutes\), got 2000/],
+    [['--idempotency-retention-ms', '1d'], {}, /integer from 1/],
+    [['--idempotency-retention-ms', '900000', '--kafka-prop', 'transaction.timeout.ms=900000'], {}, /longer than the Kafka property transaction\.timeout\.ms \(900000\)/],
+  ];
+  for (const [argv, env, message] of cases) {
+    assert.throws(() => parse(['--brokers', 'k:1', ...argv], env), (e: unknown) => e instanceof Error && message.test(e.message), `${argv.join(' ')} ${JSON.stringify(env)}`);
+  }
+  assert.equal(parse(['--brokers', 'k:1', '--idempotency-retention-ms', '900001', '--kafka-prop', 'transaction.timeout.ms=900000']).idempotencyRetentionMs, 900_001);
+  assert.throws(() => resolveGatewayConfig({ brokers: 'k:1', idempotencyRetentionMs: 60_000 }), ConfigurationError);
+});

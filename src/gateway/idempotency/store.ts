@@ -26,11 +26,23 @@
  * which now waits for the other writer's outcome. Kafka orders a partition totally, so of two
  * concurrent writers exactly the one with the later claim sees the other: at most one commits.
  *
+ * Retention: a key is answered for `retentionMs` (default 24 h) after its outcome's committedAt;
+ * after that a request with it runs as new. Older outcomes are skipped when loading and swept
+ * from memory periodically, and the topic is created with cleanup.policy=compact,delete so that
+ * the broker drops old records too (retention.ts). Expiry never touches records whose
+ * transaction may still be open (view.ts), so the race above is closed as before, on one
+ * assumption: the retention is far longer than a transaction can stay open (transaction.timeout.ms,
+ * 60 s by default, at most the broker's transaction.max.timeout.ms, 15 min by default). Otherwise
+ * an outcome could commit already expired, and a retry waiting for it would run again. The CLI
+ * refuses a retention under 10 minutes or not above transaction.timeout.ms (config.ts).
+ *
  * This module is the Kafka side (admin, topic creation, the two tailing consumers) and the
- * decision for a key; partitioner.ts, record-format.ts, view.ts and key-claim.ts hold the rest.
+ * decision for a key; partitioner.ts, record-format.ts, view.ts, expiry-queue.ts, retention.ts
+ * and key-claim.ts hold the rest.
  */
 import kafka from '@confluentinc/kafka-javascript';
 import type {
+  DeleteRecordsResult,
   IAdminClient,
   KafkaConsumer as RdKafkaConsumer,
   LibrdKafkaError,
@@ -45,6 +57,7 @@ import {
 } from '../service-errors.js';
 import { KeyClaim } from './key-claim.js';
 import { partitionForKey } from './partitioner.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, topicRetentionConfig } from './retention.js';
 import type { CommittedOutcome } from './record-format.js';
 import { IdempotencyView, type Cursor } from './view.js';
 
@@ -67,6 +80,13 @@ export interface IdempotencyStoreOptions {
   catchUpTimeoutMs?: number;
   /** Deadline for loading the topic at start. */
   startTimeoutMs?: number;
+  /**
+   * How long a committed key is answered, from its commit (default 24 h). Must be far longer
+   * than transaction.timeout.ms (store.ts's header says why); only the CLI enforces a floor.
+   */
+  retentionMs?: number;
+  /** How often expired keys are freed from memory (default 1000; each sweep frees at most 5000). */
+  sweepIntervalMs?: number;
   logger?: Logger | undefined;
 }
 
@@ -75,6 +95,8 @@ export type KeyDecision =
   | { kind: 'run'; claim: KeyClaim };
 
 const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+/** Keys freed per sweep at most: about 10 ms of work, and 5000 expiries a second is more than a gateway's memory could hold for a day. */
+const SWEEP_BATCH = 5_000;
 
 export class IdempotencyStore {
   readonly topic: string;
@@ -82,6 +104,9 @@ export class IdempotencyStore {
   private readonly createPartitions: number;
   private readonly catchUpTimeoutMs: number;
   private readonly startTimeoutMs: number;
+  private readonly retentionMs: number;
+  private readonly sweepIntervalMs: number;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private readonly logger: Logger;
   private readonly inFlight = new Map<string, KeyClaim | null>();
   private admin: IAdminClient | undefined;
@@ -97,6 +122,11 @@ export class IdempotencyStore {
     this.createPartitions = opts.partitions ?? 3;
     this.catchUpTimeoutMs = opts.catchUpTimeoutMs ?? 5_000;
     this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
+    this.retentionMs = opts.retentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS;
+    if (!Number.isSafeInteger(this.retentionMs) || this.retentionMs <= 0) {
+      throw new RangeError(`the idempotency retention must be a positive integer of milliseconds, got ${opts.retentionMs}`);
+    }
+    this.sweepIntervalMs = opts.sweepIntervalMs ?? 1_000;
     this.logger = opts.logger ?? silentLogger;
   }
 
@@ -117,10 +147,11 @@ export class IdempotencyStore {
       const committed = this.newConsumer('read_committed');
       this.committedConsumer = committed;
       const metadata = await connect(committed, this.startTimeoutMs);
-      await this.ensureTopic(metadata.brokers.length);
+      const created = await this.ensureTopic(metadata.brokers.length);
       const partitions = await this.partitionCount(committed);
+      if (!created) await this.checkTopicRetention();
       const stable = await this.listOffsets(partitions, 'committed');
-      const view = new IdempotencyView(partitions, { uncommitted: stable });
+      const view = new IdempotencyView(partitions, { uncommitted: stable }, { retentionMs: this.retentionMs });
       this.view = view;
 
       const uncommitted = this.newConsumer('read_uncommitted');
@@ -138,7 +169,13 @@ export class IdempotencyStore {
         ),
       );
       this.state = 'started';
-      this.logger.info({ topic: this.topic, partitions, keys: view.size }, 'idempotency keys loaded');
+      // Often and in slices: freeing a key costs about 2 µs, so a sweep a minute at thousands of
+      // keyed requests a second would block the event loop for hundreds of milliseconds.
+      this.sweepTimer = setInterval(() => view.sweep(SWEEP_BATCH), this.sweepIntervalMs).unref();
+      this.logger.info(
+        { topic: this.topic, partitions, keys: view.size, expiredSkipped: view.skippedExpired, retentionMs: this.retentionMs },
+        'idempotency keys loaded',
+      );
     } catch (err) {
       await this.close();
       throw err;
@@ -190,6 +227,7 @@ export class IdempotencyStore {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    clearInterval(this.sweepTimer);
     this.view?.failWaiters(new PoolClosedError('the idempotency store is closed'));
     // A consume call in progress returns within its timeout; disconnecting under it is unsafe.
     await Promise.all(this.loops);
@@ -290,12 +328,13 @@ export class IdempotencyStore {
     this.loops.push(loop);
   }
 
-  private async ensureTopic(brokers: number): Promise<void> {
+  /** Creates the topic if it is missing; true if this call created it. */
+  private async ensureTopic(brokers: number): Promise<boolean> {
     const admin = this.admin!;
     const topics = await new Promise<string[]>((resolve, reject) =>
       admin.listTopics({ timeout: this.startTimeoutMs }, (err, list) => (err ? reject(err) : resolve(list))),
     );
-    if (topics.includes(this.topic)) return;
+    if (topics.includes(this.topic)) return false;
     const replication = Math.max(1, Math.min(3, brokers));
     await new Promise<void>((resolve, reject) =>
       admin.createTopic(
@@ -303,13 +342,59 @@ export class IdempotencyStore {
           topic: this.topic,
           num_partitions: this.createPartitions,
           replication_factor: replication,
-          config: { 'cleanup.policy': 'compact' },
+          config: topicRetentionConfig(this.retentionMs),
         },
         this.startTimeoutMs,
         (err) => (err && err.code !== 36 /* TOPIC_ALREADY_EXISTS: another instance won */ ? reject(err) : resolve()),
       ),
     );
-    this.logger.info({ topic: this.topic, partitions: this.createPartitions, replication }, 'created the idempotency topic');
+    this.logger.info(
+      { topic: this.topic, partitions: this.createPartitions, replication, config: topicRetentionConfig(this.retentionMs) },
+      'created the idempotency topic',
+    );
+    return true;
+  }
+
+  /**
+   * Warns when an existing topic has no time-based retention (created by a txgate without it, or
+   * by hand): the broker then keeps every key forever. This client cannot read or alter topic
+   * configs (no DescribeConfigs/AlterConfigs in @confluentinc/kafka-javascript 1.10), so it asks
+   * the broker to delete the records before offset 0, which deletes nothing and is refused with
+   * POLICY_VIOLATION exactly when cleanup.policy lacks "delete". Changing the topic is left to the
+   * operator: the warning names the command. (It cannot see a retention.ms too short for ours.)
+   */
+  private async checkTopicRetention(): Promise<void> {
+    const admin = this.admin!;
+    let code: number | undefined;
+    try {
+      const [result] = await new Promise<DeleteRecordsResult[]>((resolve, reject) =>
+        admin.deleteRecords([{ topic: this.topic, partition: 0, offset: 0 }], { timeout: this.startTimeoutMs }, (err, res) =>
+          err ? reject(err) : resolve(res),
+        ),
+      );
+      code = result?.error?.code;
+    } catch (err) {
+      code = (err as Partial<LibrdKafkaError>).code ?? -1;
+    }
+    if (code === undefined || code === 0) return;
+    const config = topicRetentionConfig(this.retentionMs);
+    const command =
+      `kafka-configs.sh --bootstrap-server ${String(this.kafka['bootstrap.servers'] ?? '<brokers>')} --alter --entity-type topics ` +
+      `--entity-name ${this.topic} --add-config 'cleanup.policy=[compact,delete],retention.ms=${config['retention.ms']},segment.ms=${config['segment.ms']}'`;
+    if (code === 44 /* POLICY_VIOLATION */) {
+      this.logger.warn(
+        { topic: this.topic, retentionMs: this.retentionMs, command },
+        `the idempotency topic ${this.topic} has no time-based retention (cleanup.policy without "delete"), so Kafka keeps ` +
+          `every idempotency key forever and each start reads them all; this gateway forgets keys after ${this.retentionMs} ms ` +
+          `regardless. To let the broker delete them too, run (with --command-config for TLS/SASL): ${command}`,
+      );
+    } else {
+      this.logger.info(
+        { topic: this.topic, code, command },
+        `could not check the retention of the idempotency topic ${this.topic}; it should have cleanup.policy=compact,delete ` +
+          `and retention.ms of at least ${config['retention.ms']}`,
+      );
+    }
   }
 
   /** The topic's partition count, once its metadata has propagated. */

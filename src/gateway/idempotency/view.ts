@@ -1,9 +1,16 @@
 /**
  * The in-memory view: what the two consumers have read, and waits on their positions.
  * (store.ts's header explains the protocol this serves.)
+ *
+ * Committed outcomes are kept for a retention window, measured from their committedAt: an older
+ * one is not remembered when read, is no longer answered by lookup(), and sweep() frees it. Only
+ * outcomes expire; the records read uncommitted whose transaction may still be open are tracked
+ * until the committed cursor passes them, however old, because they are what makes a second
+ * writer of a key wait for the first.
  */
 import { AcquireAbortedError } from '../../errors.js';
 import { IdempotencyUnavailableError } from '../service-errors.js';
+import { ExpiryQueue } from './expiry-queue.js';
 import { decodeOutcome, type CommittedOutcome } from './record-format.js';
 
 export interface ViewEntry extends CommittedOutcome {
@@ -17,6 +24,13 @@ interface Waiter {
   target: number;
   resolve(): void;
   reject(err: Error): void;
+}
+
+export interface ViewRetention {
+  /** How long a committed outcome is answered, from its committedAt (default: forever). */
+  retentionMs: number;
+  /** The clock, in milliseconds since the epoch (default Date.now). */
+  now?: () => number;
 }
 
 interface WaitOptions {
@@ -37,11 +51,18 @@ export class IdempotencyView {
   private readonly unresolvedHead: number[];
   /** Offsets of our own records whose transaction we know was aborted. */
   private readonly knownAborted: Array<Set<number>>;
+  private readonly retentionMs: number;
+  private readonly now: () => number;
+  private readonly expiries = new ExpiryQueue();
+  private expiredOnArrival = 0;
 
   constructor(
     readonly partitions: number,
     start: { committed?: number[]; uncommitted?: number[] } = {},
+    retention: ViewRetention = { retentionMs: Number.POSITIVE_INFINITY },
   ) {
+    this.retentionMs = retention.retentionMs;
+    this.now = retention.now ?? Date.now;
     const zeros = (): number[] => Array.from({ length: partitions }, () => 0);
     this.positions = { committed: start.committed?.slice() ?? zeros(), uncommitted: start.uncommitted?.slice() ?? zeros() };
     this.waiters = { committed: Array.from({ length: partitions }, () => []), uncommitted: Array.from({ length: partitions }, () => []) };
@@ -50,16 +71,29 @@ export class IdempotencyView {
     this.knownAborted = Array.from({ length: partitions }, () => new Set<number>());
   }
 
+  /** Committed outcomes held (expired ones included until the next sweep). */
   get size(): number {
     return this.outcomes.size;
+  }
+
+  /** Expiries waiting in the queue, including those of outcomes since replaced or deleted. */
+  get queuedExpiries(): number {
+    return this.expiries.size;
+  }
+
+  /** Outcomes read that were already past the retention, so never held (at start: the expired keys skipped). */
+  get skippedExpired(): number {
+    return this.expiredOnArrival;
   }
 
   position(cursor: Cursor, partition: number): number {
     return this.positions[cursor][partition] ?? 0;
   }
 
+  /** The key's committed outcome, unless it is past the retention (then the key is unknown: a request runs as new). */
   lookup(key: string): ViewEntry | undefined {
-    return this.outcomes.get(key);
+    const entry = this.outcomes.get(key);
+    return entry && !this.expired(entry.committedAt) ? entry : undefined;
   }
 
   /** Offsets of records for this key that were read uncommitted and whose transaction is not known to have ended. */
@@ -95,8 +129,38 @@ export class IdempotencyView {
 
   remember(key: string, outcome: CommittedOutcome, offset: number): void {
     const current = this.outcomes.get(key);
-    if (current && current.offset > offset) return;
+    if (current && current.offset >= offset) return;
+    const at = this.expiresAt(outcome.committedAt);
+    if (at <= this.now()) {
+      // Past the retention already (loading old records): the key is unknown, and whatever an
+      // older record said about it is older still.
+      if (current) this.outcomes.delete(key);
+      this.expiredOnArrival++;
+      return;
+    }
     this.outcomes.set(key, { ...outcome, offset });
+    // An outcome without a readable committedAt (not written by txgate) never expires here; the
+    // topic's own retention removes it from the broker.
+    if (Number.isFinite(at)) this.expiries.push({ at, key, offset });
+  }
+
+  /**
+   * Frees up to `max` outcomes past the retention (a bounded slice of work per call, so a burst of
+   * expiries does not stall the event loop; lookup() is exact regardless); returns how many.
+   * Never touches unresolved records.
+   */
+  sweep(max = Number.POSITIVE_INFINITY): number {
+    const now = this.now();
+    let dropped = 0;
+    while (dropped < max) {
+      const due = this.expiries.popDue(now);
+      if (!due) break;
+      // Skip entries of an outcome since replaced by a newer one, or deleted by a tombstone.
+      if (this.outcomes.get(due.key)?.offset !== due.offset) continue;
+      this.outcomes.delete(due.key);
+      dropped++;
+    }
+    return dropped;
   }
 
   /** Our transaction holding these records was aborted: they will never become visible. */
@@ -122,6 +186,9 @@ export class IdempotencyView {
    * decision at `horizon`? `own` are offsets this request wrote itself (in earlier attempts too).
    */
   conflicts(partition: number, key: string, horizon: number, claimOffset: number, own: ReadonlySet<number>): boolean {
+    // Not lookup(): an outcome committed since the horizon is a conflict even if expired. (It
+    // cannot have been swept already: it committed after our decision, and the retention is far
+    // longer than a transaction may stay open.)
     const committed = this.outcomes.get(key);
     if (committed && committed.offset >= horizon && !own.has(committed.offset)) return true;
     return this.unresolved(partition, key).some((o) => o >= horizon && o < claimOffset && !own.has(o));
@@ -198,6 +265,14 @@ export class IdempotencyView {
         for (const w of ws) w.reject(err);
       }
     }
+  }
+
+  private expiresAt(committedAt: string): number {
+    return Date.parse(committedAt) + this.retentionMs;
+  }
+
+  private expired(committedAt: string): boolean {
+    return this.expiresAt(committedAt) <= this.now();
   }
 
   private dropUnresolved(partition: number, key: string, offset: number): void {
