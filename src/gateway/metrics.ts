@@ -4,15 +4,9 @@
  * registry by src/pool/metrics.ts (see server.ts).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { TransactionServiceStats as ServiceStats } from './transaction-service.js';
 
-export interface ServiceStats {
-  pendingRequests: number;
-  openBatches: number;
-  transactions: number;
-  requests: number;
-  batchedRequests: number;
-  idempotencyKeys: number;
-}
+export type { ServiceStats };
 
 export interface HttpMetrics {
   observe(method: string, route: string, status: number, durationSeconds: number): void;
