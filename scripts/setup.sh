@@ -51,6 +51,10 @@ if [[ -z $v || $v -lt 17 ]]; then
   missing+=(openjdk-17-jdk-headless)
 fi
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# kcat is what the examples `txgate start` prints use; nice to have, so only installed when we can.
+if ! command -v kcat >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  missing+=(kcat)
+fi
 if command -v dpkg-query >/dev/null 2>&1; then
   # dpkg-query prints one status line per known package; unknown ones only go to stderr
   installed="$(dpkg-query -W -f='${Package} ${Status}\n' "${NATIVE_DEPS[@]}" 2>/dev/null | awk '$NF == "installed" { print $1 }' | sed 's/:.*//')"
