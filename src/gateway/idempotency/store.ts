@@ -412,21 +412,38 @@ export class IdempotencyStore {
     }
   }
 
+  /**
+   * The partitions' end offsets. Retried until the start deadline: librdkafka's ListOffsets looks
+   * the leaders up in one metadata query and takes a topic that broker has not heard of yet as
+   * non-existent (-156 _NOENT), which on a multi-broker cluster happens to a topic created a
+   * moment ago (seen 3 times in 60 fresh starts on 3 brokers).
+   */
   private async listOffsets(partitions: number, isolation: 'committed' | 'uncommitted'): Promise<number[]> {
     const admin = this.admin!;
-    const result = await new Promise<Array<{ partition: number; offset: number }>>((resolve, reject) =>
-      admin.listOffsets(
-        Array.from({ length: partitions }, (_, partition) => ({ topic: this.topic, partition, offset: OffsetSpec.LATEST })),
-        {
-          timeout: this.startTimeoutMs,
-          isolationLevel: isolation === 'committed' ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
-        },
-        (err, res) => (err ? reject(err) : resolve(res)),
-      ),
-    );
-    const offsets = Array.from({ length: partitions }, () => 0);
-    for (const r of result) offsets[r.partition] = Number(r.offset);
-    return offsets;
+    const deadline = Date.now() + this.startTimeoutMs;
+    for (;;) {
+      try {
+        const result = await new Promise<Array<{ partition: number; offset: number; error?: unknown }>>((resolve, reject) =>
+          admin.listOffsets(
+            Array.from({ length: partitions }, (_, partition) => ({ topic: this.topic, partition, offset: OffsetSpec.LATEST })),
+            {
+              timeout: Math.max(1_000, Math.min(10_000, deadline - Date.now())),
+              isolationLevel: isolation === 'committed' ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
+            },
+            (err, res) => (err ? reject(err) : resolve(res)),
+          ),
+        );
+        const failed = result.find((r) => r.error);
+        if (failed) throw failed.error;
+        const offsets = Array.from({ length: partitions }, () => 0);
+        for (const r of result) offsets[r.partition] = Number(r.offset);
+        return offsets;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        this.logger.warn({ err: String(err), topic: this.topic }, 'listing the idempotency topic offsets failed; retrying');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 }
 
