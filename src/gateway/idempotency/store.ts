@@ -420,7 +420,9 @@ export class IdempotencyStore {
    */
   private async listOffsets(partitions: number, isolation: 'committed' | 'uncommitted'): Promise<number[]> {
     const admin = this.admin!;
-    const deadline = Date.now() + this.startTimeoutMs;
+    const started = Date.now();
+    const deadline = started + this.startTimeoutMs;
+    let warned = false;
     for (;;) {
       try {
         const result = await new Promise<Array<{ partition: number; offset: number; error?: unknown }>>((resolve, reject) =>
@@ -440,7 +442,11 @@ export class IdempotencyStore {
         return offsets;
       } catch (err) {
         if (Date.now() > deadline) throw err;
-        this.logger.warn({ err: String(err), topic: this.topic }, 'listing the idempotency topic offsets failed; retrying');
+        // A new topic's first second or so is expected; only a longer wait is worth a warning.
+        if (!warned && Date.now() - started > 5_000) {
+          warned = true;
+          this.logger.warn({ err: String(err), topic: this.topic }, 'listing the idempotency topic offsets keeps failing; retrying');
+        }
         await new Promise((r) => setTimeout(r, 250));
       }
     }
