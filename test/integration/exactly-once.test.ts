@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { it } from 'node:test';
 import { TransactionalProducerPool, consumeTransformProduce, createConfluentProducerFactory } from '../../src/index.js';
 import type { ExactlyOnceConsumer } from '../../src/kafka/exactly-once.js';
-import { consumeAll, createTopics, testBootstrap, uniqueName } from '../support/kafka.js';
+import { consumeAll, createTopics, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
 
 const require = createRequire(import.meta.url);
 const Kafka = require('@confluentinc/kafka-javascript');
@@ -70,9 +70,7 @@ it('commits output and offsets atomically; a failed batch is retried without dup
     },
   });
 
-  const deadline = Date.now() + 90_000;
-  while (produced < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  stop.abort();
+  await waitFor(() => produced >= total, { timeoutMs: 90_000, what: 'every input message transformed' }).finally(() => stop.abort());
   await loop;
 
   const out = await consumeAll(bootstrap, [output], { isolation: 'read_committed', expected: total });

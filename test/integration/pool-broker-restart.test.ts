@@ -77,7 +77,7 @@ async function crashAndRecover(): Promise<void> {
   await pool.close();
 
   assert.ok(committed.length > committedWhileDown, 'nothing committed after the restart');
-  const records = await consumeAll(bootstrap, [topic], { isolation: 'read_committed', expected: committed.length * 2, timeoutMs: 60_000 });
+  const records = await consumeAll(bootstrap, [topic], { isolation: 'read_committed', expected: committed.length * 2, timeoutMs: 120_000 });
   const counts = new Map<string, number>();
   for (const r of records) counts.set(r.value!.toString(), (counts.get(r.value!.toString()) ?? 0) + 1);
   for (const id of committed) {
