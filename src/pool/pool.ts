@@ -259,9 +259,11 @@ export class TransactionalProducerPool {
           const fatal = await this.abortOrReplace(slot, error);
           return { ok: false, outcome: ambiguous ? 'unknown' : 'aborted', error: fatal ?? error };
         }
-        // Out of retries, fenced or fatal: this producer is done. Fencing on the first attempt
-        // means the commit was refused; anything else may have committed.
-        const outcome = !ambiguous && isFencing(error) ? 'aborted' : 'unknown';
+        // Out of retries, fenced or fatal: this producer is done, and the commit may have gone
+        // through. Even fencing on our first attempt: librdkafka retries EndTxn by itself, so an
+        // EndTxn that committed but whose answer was lost is retried, and the retry meets the new
+        // holder's epoch. Reporting that as aborted would invite a retry that writes twice.
+        const outcome = 'unknown';
         this.replace(slot, isFencing(error) ? 'fenced' : action === 'replace' ? 'fatal' : 'unknown-state', error);
         return { ok: false, outcome, error };
       }

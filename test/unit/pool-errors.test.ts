@@ -423,6 +423,19 @@ describe('fenced or fatal producers are replaced in the same slot with the same 
     await closeAndCheck(pool, cluster);
   });
 
+  it('fencing on the first commit attempt is an unknown outcome, not an abort (the client retried an EndTxn that may have committed)', async () => {
+    const cluster = new FakeCluster();
+    const pool = await startPool(cluster, { size: 1 });
+    cluster.failNext('commit', kafkaErrors.fenced);
+    const err = await pool.run((tx) => tx.send(rec('a'))).then(
+      () => assert.fail('the commit was fenced'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof TransactionOutcomeUnknownError, `got ${String(err)}`);
+    await pool.run((tx) => tx.send(rec('b')));
+    await closeAndCheck(pool, cluster);
+  });
+
   it('a waiter queued while the only slot is replaced is served by the replacement', async () => {
     const cluster = new FakeCluster();
     const pool = await startPool(cluster, { size: 1 });

@@ -25,17 +25,28 @@ export function encodeOutcome(outcome: CommittedOutcome): Buffer {
   return Buffer.from(JSON.stringify(outcome));
 }
 
-/** undefined for claims and for anything that is not ours. */
-export function decodeOutcome(value: Buffer | null | undefined): CommittedOutcome | undefined {
+export type IdempotencyRecord = { kind: 'claim'; claim: PendingClaim } | { kind: 'outcome'; outcome: CommittedOutcome };
+
+/** A claim, an outcome, or undefined for anything that is not ours. */
+export function decodeRecord(value: Buffer | null | undefined): IdempotencyRecord | undefined {
   if (!value) return undefined;
+  let v: Partial<CommittedOutcome & PendingClaim>;
   try {
-    const v = JSON.parse(value.toString('utf8')) as Partial<CommittedOutcome & PendingClaim>;
-    if (v.pending || typeof v.fingerprint !== 'string' || !Array.isArray(v.records)) return undefined;
-    const records = v.records.filter(
-      (r): r is RecordMetadata => !!r && typeof r.topic === 'string' && typeof r.partition === 'number' && typeof r.offset === 'string',
-    );
-    return { fingerprint: v.fingerprint, records, committedAt: String(v.committedAt ?? '') };
+    v = JSON.parse(value.toString('utf8')) as Partial<CommittedOutcome & PendingClaim>;
   } catch {
     return undefined;
   }
+  if (!v || typeof v !== 'object' || typeof v.fingerprint !== 'string') return undefined;
+  if (v.pending === true) return { kind: 'claim', claim: { pending: true, fingerprint: v.fingerprint, claimedAt: String(v.claimedAt ?? '') } };
+  if (!Array.isArray(v.records)) return undefined;
+  const records = v.records.filter(
+    (r): r is RecordMetadata => !!r && typeof r.topic === 'string' && typeof r.partition === 'number' && typeof r.offset === 'string',
+  );
+  return { kind: 'outcome', outcome: { fingerprint: v.fingerprint, records, committedAt: String(v.committedAt ?? '') } };
+}
+
+/** undefined for claims and for anything that is not ours. */
+export function decodeOutcome(value: Buffer | null | undefined): CommittedOutcome | undefined {
+  const r = decodeRecord(value);
+  return r?.kind === 'outcome' ? r.outcome : undefined;
 }

@@ -52,9 +52,9 @@ import type {
 import { PoolClosedError } from '../../errors.js';
 import {
   IdempotencyKeyInFlightError,
-  IdempotencyKeyMismatchError,
   IdempotencyUnavailableError,
 } from '../service-errors.js';
+import { decideKey } from './decision.js';
 import { KeyClaim } from './key-claim.js';
 import { partitionForKey } from './partitioner.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, topicRetentionConfig } from './retention.js';
@@ -245,16 +245,10 @@ export class IdempotencyStore {
   ): Promise<CommittedOutcome | number> {
     const deadline = Date.now() + this.catchUpTimeoutMs;
     for (;;) {
-      const known = view.lookup(key);
-      if (known) {
-        if (known.fingerprint !== fingerprint) throw new IdempotencyKeyMismatchError(key);
-        return known;
-      }
-      const unresolved = view.unresolved(partition, key);
-      if (unresolved.length === 0) return view.position('uncommitted', partition);
-      // Someone wrote this key and its transaction has not ended (another instance is working
-      // on it, or a crashed one left it open): wait for its outcome.
-      await view.waitFor('committed', partition, Math.max(...unresolved) + 1, {
+      const step = decideKey(view, key, fingerprint, partition);
+      if (step.kind === 'replay') return step.outcome;
+      if (step.kind === 'run') return step.horizon;
+      await view.waitFor('committed', partition, step.target, {
         timeoutMs: deadline - Date.now(),
         signal,
         what: 'another transaction holding this idempotency key',

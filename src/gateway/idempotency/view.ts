@@ -11,7 +11,7 @@
 import { AcquireAbortedError } from '../../errors.js';
 import { IdempotencyUnavailableError } from '../service-errors.js';
 import { ExpiryQueue } from './expiry-queue.js';
-import { decodeOutcome, type CommittedOutcome } from './record-format.js';
+import { decodeRecord, type CommittedOutcome } from './record-format.js';
 
 export interface ViewEntry extends CommittedOutcome {
   /** Offset of the outcome record in the idempotency topic. */
@@ -49,6 +49,13 @@ export class IdempotencyView {
   /** The same, in offset order per partition, so passing them is cheap. */
   private readonly unresolvedQueue: Array<Array<{ offset: number; key: string }>>;
   private readonly unresolvedHead: number[];
+  /**
+   * Claims read by the committed consumer whose outcome it has not read yet, per key: their
+   * transaction COMMITTED (a read_committed consumer never delivers an open or aborted one), so the
+   * key is taken, and its outcome lies further on, possibly beyond this instance's last stable
+   * offset. Passing a claim is not knowing its outcome: docs/idempotency.md, "the LSO trap".
+   */
+  private readonly committedClaims = new Map<string, { offset: number; claimedAt: number }>();
   /** Offsets of our own records whose transaction we know was aborted. */
   private readonly knownAborted: Array<Set<number>>;
   private readonly retentionMs: number;
@@ -101,18 +108,49 @@ export class IdempotencyView {
     return this.unresolvedByKey.get(unresolvedId(partition, key)) ?? [];
   }
 
+  /**
+   * The offset of a committed claim for this key whose outcome the committed consumer has not
+   * read yet (undefined when there is none, or when it is past the retention).
+   */
+  committedClaim(key: string): number | undefined {
+    const claim = this.committedClaims.get(key);
+    if (!claim) return undefined;
+    if (claim.claimedAt + this.retentionMs <= this.now()) {
+      this.committedClaims.delete(key);
+      return undefined;
+    }
+    return claim.offset;
+  }
+
+  /** Committed claims whose outcome is not read yet (normally a handful: each is followed by its outcome). */
+  get committedClaimsHeld(): number {
+    return this.committedClaims.size;
+  }
+
   /** A record read by the read_committed consumer. */
   applyCommitted(partition: number, offset: number, key: string | undefined, value: Buffer | null | undefined): void {
     if (key !== undefined) {
       if (value === null || value === undefined) {
         const current = this.outcomes.get(key);
         if (current && current.offset < offset) this.outcomes.delete(key);
+        const claim = this.committedClaims.get(key);
+        if (claim && claim.offset < offset) this.committedClaims.delete(key);
       } else {
-        const outcome = decodeOutcome(value);
-        if (outcome) this.remember(key, outcome, offset);
+        const record = decodeRecord(value);
+        if (record?.kind === 'outcome') this.remember(key, record.outcome, offset);
+        else if (record?.kind === 'claim') this.noteCommittedClaim(key, offset, Date.parse(record.claim.claimedAt));
       }
     }
     this.advance('committed', partition, offset + 1);
+  }
+
+  private noteCommittedClaim(key: string, offset: number, claimedAt: number): void {
+    const outcome = this.outcomes.get(key);
+    if (outcome && outcome.offset > offset) return;
+    const current = this.committedClaims.get(key);
+    if (current && current.offset > offset) return;
+    // A claim without a readable time (not written by txgate) counts as claimed now.
+    this.committedClaims.set(key, { offset, claimedAt: Number.isFinite(claimedAt) ? claimedAt : this.now() });
   }
 
   /** A record read by the read_uncommitted consumer. */
@@ -128,6 +166,8 @@ export class IdempotencyView {
   }
 
   remember(key: string, outcome: CommittedOutcome, offset: number): void {
+    const claim = this.committedClaims.get(key);
+    if (claim && claim.offset < offset) this.committedClaims.delete(key);
     const current = this.outcomes.get(key);
     if (current && current.offset >= offset) return;
     const at = this.expiresAt(outcome.committedAt);
@@ -184,6 +224,7 @@ export class IdempotencyView {
   /**
    * After our claim at `claimOffset`: did another writer claim or commit this key since the
    * decision at `horizon`? `own` are offsets this request wrote itself (in earlier attempts too).
+   * Call only once the uncommitted cursor has passed `claimOffset`.
    */
   conflicts(partition: number, key: string, horizon: number, claimOffset: number, own: ReadonlySet<number>): boolean {
     // Not lookup(): an outcome committed since the horizon is a conflict even if expired. (It
@@ -191,6 +232,10 @@ export class IdempotencyView {
     // longer than a transaction may stay open.)
     const committed = this.outcomes.get(key);
     if (committed && committed.offset >= horizon && !own.has(committed.offset)) return true;
+    // Another transaction with a claim for the key committed, and its outcome is not read yet
+    // (it may lie beyond our own open transaction, which holds our committed cursor back).
+    const claim = this.committedClaim(key);
+    if (claim !== undefined && !own.has(claim)) return true;
     return this.unresolved(partition, key).some((o) => o >= horizon && o < claimOffset && !own.has(o));
   }
 
@@ -284,7 +329,11 @@ export class IdempotencyView {
     else this.unresolvedByKey.set(id, kept);
   }
 
-  /** The committed cursor passed these: their transaction ended, and the view holds what it committed. */
+  /**
+   * The committed cursor passed these: their transaction ended. If it committed, the committed
+   * consumer delivered the record itself (an outcome is remembered, a claim is held in
+   * committedClaims until its outcome is read); if it aborted, the record was skipped.
+   */
   private passResolved(partition: number, position: number): void {
     const q = this.unresolvedQueue[partition]!;
     let head = this.unresolvedHead[partition]!;
