@@ -31,8 +31,13 @@ const REQUIRED = { 'enable.idempotence': true, acks: 'all', dr_cb: true } as con
 /**
  * Defaults a user may override. linger.ms is low because every transaction waits for its
  * deliveries before it commits; batching across requests is done above the client (group commit).
+ * transaction.timeout.ms is Kafka Streams' exactly-once default rather than the client's 60 s:
+ * a process that dies with a transaction open holds the last stable offset of every partition it
+ * wrote (stalling read_committed readers), and any idempotency key it claimed, until the
+ * coordinator aborts that transaction. Ours last well under a second; one that outlives 10 s is
+ * aborted by the coordinator and reported as an unknown outcome, never lost silently.
  */
-const DEFAULTS = { 'linger.ms': 1, 'socket.keepalive.enable': true } as const;
+const DEFAULTS = { 'linger.ms': 1, 'socket.keepalive.enable': true, 'transaction.timeout.ms': 10_000 } as const;
 
 interface Deferred {
   resolve(meta: RecordMetadata): void;
