@@ -46,7 +46,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions): Record<string, unkno
       },
       content: { 'application/json': { schema: ref('TransactionCommitted') } },
     },
-    '400': problemResponse('The body or the Idempotency-Key is invalid; `errors` points at each bad field.', ['TXGATE_INVALID_REQUEST', 'TXGATE_INVALID_JSON', 'TXGATE_INVALID_IDEMPOTENCY_KEY']),
+    '400': problemResponse('The body or the Idempotency-Key is invalid; `errors` points at each bad field.', ['TXGATE_INVALID_REQUEST', 'TXGATE_INVALID_JSON', 'TXGATE_VALUE_TOO_DEEP', 'TXGATE_INVALID_IDEMPOTENCY_KEY']),
     '401': problemResponse('No valid API key (only when API keys are configured).', ['TXGATE_UNAUTHORIZED']),
     '403': problemResponse("A topic is not in the API key's allowlist, or is internal.", ['TXGATE_TOPIC_FORBIDDEN', 'TXGATE_INTERNAL_TOPIC']),
     '404': problemResponse('A topic or partition does not exist.', ['TXGATE_UNKNOWN_TOPIC', 'TXGATE_UNKNOWN_PARTITION']),

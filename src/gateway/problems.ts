@@ -16,6 +16,7 @@ interface ProblemKind {
 export const PROBLEMS = {
   TXGATE_INVALID_REQUEST: { slug: 'invalid-request', title: 'The request body is invalid', status: 400 },
   TXGATE_INVALID_JSON: { slug: 'invalid-json', title: 'The request body is not valid JSON', status: 400 },
+  TXGATE_VALUE_TOO_DEEP: { slug: 'value-too-deep', title: 'A record value is nested too deeply', status: 400 },
   TXGATE_INVALID_IDEMPOTENCY_KEY: { slug: 'invalid-idempotency-key', title: 'The Idempotency-Key header is invalid', status: 400 },
   TXGATE_UNAUTHORIZED: { slug: 'unauthorized', title: 'A valid API key is required', status: 401 },
   TXGATE_TOPIC_FORBIDDEN: { slug: 'topic-forbidden', title: 'This API key may not write to the topic', status: 403 },

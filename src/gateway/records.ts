@@ -16,6 +16,28 @@ export interface RecordLimits {
   maxHeadersPerRecord: number;
 }
 
+/**
+ * How deeply a record's JSON `value` may nest. JSON.parse takes any depth, but serialising the
+ * value (and the idempotency fingerprint) recurses once per level and would overflow the stack
+ * (about 10,000 levels: a 20 KB body). 1000 is the default limit of Jackson's parser.
+ */
+export const MAX_VALUE_DEPTH = 1000;
+
+/** The nesting depth of a parsed JSON value, counted without recursion; stops once past `limit`. */
+export function jsonDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    const d = depth + 1;
+    if (d > deepest) deepest = d;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d]);
+  }
+  return deepest;
+}
+
 export const DEFAULT_RECORD_LIMITS: RecordLimits = {
   maxRecords: 1000,
   // Below both librdkafka's message.max.bytes (1,000,000) and the broker's (1,048,588), leaving
@@ -60,6 +82,16 @@ export function prepareRecords(body: TransactionRequest, opts: PrepareOptions): 
     fail('TXGATE_TOO_MANY_RECORDS', `a request may carry at most ${limits.maxRecords} records (got ${body.records.length}); split it into several requests`, [
       { pointer: '/records', detail: `at most ${limits.maxRecords} records` },
     ]);
+  }
+  // Before any other work on the records: serialising a too-deep value would overflow the stack.
+  const tooDeep: FieldError[] = [];
+  body.records.forEach((input, i) => {
+    if (Object.hasOwn(input, 'value') && jsonDepth(input.value, MAX_VALUE_DEPTH) > MAX_VALUE_DEPTH) {
+      tooDeep.push({ pointer: `/records/${i}/value`, detail: `nested more than ${MAX_VALUE_DEPTH} levels deep` });
+    }
+  });
+  if (tooDeep.length > 0) {
+    fail('TXGATE_VALUE_TOO_DEEP', `record value ${tooDeep[0]!.pointer} is ${tooDeep[0]!.detail}; at most ${MAX_VALUE_DEPTH} levels are allowed (send deeper documents as valueBase64)`, tooDeep);
   }
   const internal: FieldError[] = [];
   const forbidden: FieldError[] = [];
