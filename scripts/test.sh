@@ -14,6 +14,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# the Node.js setup.sh chose: the pinned one in .cache/node when the system's is older than 22
+# shellcheck source=node-env.sh
+source scripts/node-env.sh
 
 log() { printf 'test: %s\n' "$*" >&2; }
 
