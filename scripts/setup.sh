@@ -145,8 +145,13 @@ if ((${#missing[@]} > 0)); then
   step "apt-get install" "run it by hand to see why: apt-get install -y --no-install-recommends ${missing[*]}"
   log "apt-get install ${missing[*]} (about 1-3 minutes)"
   t0=$SECONDS
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
-    || die "apt-get install ${missing[*]} failed (exit $?)"
+  # dpkg's hundreds of unpacking lines go to a log, shown only if the install fails
+  apt_log="$ROOT/.cache/apt-get-install.log"
+  mkdir -p "$ROOT/.cache"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$apt_log" 2>&1; then
+    tail -n 30 "$apt_log" >&2
+    die "apt-get install ${missing[*]} failed (the last lines of its output are above; all of it is in $apt_log)"
+  fi
   hash -r
   log "apt-get install done in $(elapsed $((SECONDS - t0)))"
   step "check system packages after apt-get install" "see the apt-get output above"
