@@ -34,3 +34,4 @@ export {
 } from './kafka/confluent-producer.js';
 export { assertThreadPoolFits, configuredThreadPoolSize } from './kafka/thread-pool.js';
 export * from './errors.js';
+export { runVerify, runLoad, checkLoad, verdictLine, exitCode as verifyExitCode, type VerifyOptions, type VerifyReport } from './verify/index.js';
