@@ -8,6 +8,8 @@
 # Usage:
 #   kafka-local.sh fetch                   resolve jars into the cache (a second run does nothing)
 #   kafka-local.sh start | stop | status   single node (start is idempotent; stop deletes its data)
+#   kafka-local.sh own PID                 record process PID as the running single node's owner (status
+#                                          shows it, and whether that process is still alive)
 #   kafka-local.sh kill [--term]           SIGKILL (a crash) or SIGTERM the single node, keeping its data
 #   kafka-local.sh restart                 start the single node again on its existing data (after kill)
 #   kafka-local.sh bootstrap               print the single node's bootstrap address
@@ -29,6 +31,7 @@
 #   KAFKA_FORMAT_ARGS (extra kafka-storage format flags, e.g. "--feature transaction.version=0")
 #   KAFKA_BOOTSTRAP (tools' target; default the single node)  KAFKA_LOCAL_MVN_ARGS (extra mvn args, e.g. -s settings.xml)
 #   KAFKA_KEEP_DATA=1 (stop/cluster-stop keep the data directories)
+#   KAFKA_OWNER_PID (start: record this process as the owner of the node it launches, as `own` does)
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.3.1}"
@@ -115,9 +118,10 @@ fetch_jars() {
     write_pom "$proj/pom.xml"
     log "resolving Kafka $KAFKA_VERSION jars with Maven (first run only)"
     # shellcheck disable=SC2086
+    # its output (colour codes included, whatever the flags) only matters when it fails
     mvn -B -q -Dstyle.color=never ${KAFKA_LOCAL_MVN_ARGS:-} -f "$proj/pom.xml" "$DEP_PLUGIN:copy-dependencies" \
-      -DoutputDirectory="$tmp" -DincludeScope=runtime \
-      || die "mvn could not resolve Kafka $KAFKA_VERSION (is Maven Central reachable?)"
+      -DoutputDirectory="$tmp" -DincludeScope=runtime >"$proj/mvn.log" 2>&1 \
+      || { tail -n 30 "$proj/mvn.log" >&2; die "mvn could not resolve Kafka $KAFKA_VERSION (is Maven Central reachable? its output is above, all of it in $proj/mvn.log)"; }
     [[ -f $tmp/kafka_${SCALA_BINARY}-${KAFKA_VERSION}.jar ]] || die "kafka_${SCALA_BINARY}-${KAFKA_VERSION}.jar missing after mvn"
     rm -rf "$LIB_DIR"
     mv "$tmp" "$LIB_DIR"
@@ -340,6 +344,35 @@ stop_node() { # dir signal
 # ---------------------------------------------------------------- single node
 single_dir() { printf '%s/single' "$STATE_DIR"; }
 
+# The owner of a single node is the process that stops it when it exits (txgate start). The marker
+# holds its pid and start time, so a recycled pid never passes for the owner.
+proc_start_time() { # pid -> its start time in clock ticks since boot (/proc/PID/stat field 22); fails if it is gone
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }" # the command name (field 2) may hold spaces and parentheses
+  # shellcheck disable=SC2086
+  set -- $stat
+  [[ $1 != Z && -n ${20:-} ]] || return 1 # a zombie has exited
+  printf '%s' "${20}"
+}
+
+write_owner() { # dir pid
+  local started
+  [[ $2 =~ ^[0-9]+$ ]] || die "owner pid must be a number, got '$2'"
+  started="$(proc_start_time "$2")" || die "no process with pid $2"
+  printf '%s %s\n' "$2" "$started" >"$1/owner.tmp"
+  mv -f "$1/owner.tmp" "$1/owner"
+}
+
+owner_status() { # dir -> " owner=PID (alive)" or " owner=PID (gone)"; nothing without a marker
+  local pid started now
+  [[ -f $1/owner ]] || return 0
+  read -r pid started <"$1/owner" || true
+  [[ -n ${pid:-} ]] || return 0
+  now="$(proc_start_time "$pid")" || now=""
+  if [[ -n $now && $now == "${started:-}" ]]; then printf ' owner=%s (alive)' "$pid"; else printf ' owner=%s (gone)' "$pid"; fi
+}
+
 cmd_start() {
   local dir
   dir="$(single_dir)"
@@ -352,6 +385,8 @@ cmd_start() {
   port_open "$HOST" "$CONTROLLER_PORT" && die "port $CONTROLLER_PORT is already in use"
   rm -rf "$dir"
   mkdir -p "$dir"
+  # before the launch: an owner killed while this script runs is still recorded (as gone)
+  [[ -z ${KAFKA_OWNER_PID:-} ]] || write_owner "$dir" "$KAFKA_OWNER_PID"
   write_single_config "$dir"
   # dynamic quorum (KIP-853): controller.quorum.bootstrap.servers + --standalone
   format_node "$dir" "$(gen_cluster_id)" --standalone
@@ -365,7 +400,15 @@ cmd_stop() {
   local dir
   dir="$(single_dir)"
   stop_node "$dir" TERM
+  rm -f "$dir/owner"
   [[ ${KAFKA_KEEP_DATA:-0} == 1 ]] || rm -rf "$dir"
+}
+
+cmd_own() { # PID
+  local dir
+  dir="$(single_dir)"
+  node_pid "$dir" >/dev/null || die "the single node is not running"
+  write_owner "$dir" "${1:-}"
 }
 
 cmd_kill() { # [--term]
@@ -389,7 +432,7 @@ cmd_restart() {
 cmd_status() {
   local pid
   if pid="$(node_pid "$(single_dir)")"; then
-    echo "running pid=$pid bootstrap=$HOST:$PORT"
+    echo "running pid=$pid bootstrap=$HOST:$PORT$(owner_status "$(single_dir)")"
   else
     echo "stopped"
     return 1
@@ -524,6 +567,7 @@ main() {
     kill) cmd_kill "$@" ;;
     restart) cmd_restart ;;
     status) cmd_status ;;
+    own) cmd_own "$@" ;;
     bootstrap) echo "$HOST:$PORT" ;;
     cluster-start) cmd_cluster_start ;;
     cluster-stop) cmd_cluster_stop ;;

@@ -3,8 +3,19 @@
  * TransactionService.submit(), plus health, readiness, metrics and the OpenAPI document.
  * Everything it needs is injected, so tests drive it with fastify.inject() or a real listen().
  */
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
+import Fastify, {
+  LogController,
+  type ConnectionError,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
 import { Registry } from 'prom-client';
 import type { OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
 import type { PoolStats } from '../pool/types.js';
@@ -14,11 +25,12 @@ import { requestFingerprint } from './fingerprint.js';
 import { IDEMPOTENCY_KEY_HEADER, parseIdempotencyKey, scopeIdempotencyKey } from './idempotency-key.js';
 import { registerHttpMetrics, registerServiceMetrics, type ServiceStats } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { HttpProblem, PROBLEM_CONTENT_TYPE } from './problems.js';
-import { checkTopicsExist, DEFAULT_RECORD_LIMITS, prepareRecords, type RecordLimits } from './records.js';
+import { HttpProblem, PROBLEM_CONTENT_TYPE, type FieldError } from './problems.js';
+import { checkTopicsExist, DEFAULT_RECORD_LIMITS, jsonDepth, MAX_VALUE_DEPTH, prepareRecords, type RecordLimits } from './records.js';
 import { TransactionCommittedSchema, TransactionRequestSchema, type TransactionCommitted, type TransactionRequest } from './schemas.js';
+import type { StartupStatus } from './startup.js';
 import { TopicMetadataError, type TopicCatalog } from './topic-catalog.js';
-import { fieldErrorsFromAjv, summarizeFieldErrors, type AjvErrorLike } from './validation-errors.js';
+import { escapePointerToken, fieldErrorsFromAjv, MAX_REPORTED_FIELD_ERRORS, summarizeFieldErrors, type AjvErrorLike } from './validation-errors.js';
 
 /** What the HTTP layer needs of TransactionService (src/gateway/transaction-service.ts). */
 export interface GatewayService {
@@ -33,9 +45,27 @@ export interface GatewayService {
 export interface GatewayLimits extends RecordLimits {
   /** Bytes of one request body. */
   maxBodyBytes: number;
+  /** Time a client has to send a request's headers (a slowloris trickling them is cut off): 408. */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, headers and body: 408. At least headersTimeoutMs. */
+  requestTimeoutMs: number;
+  /**
+   * When the gateway answers before a request's body has arrived (413 by Content-Length, 401...),
+   * how long it keeps reading and discarding the rest so the client can read the answer.
+   */
+  lingerMs: number;
 }
 
-export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = { ...DEFAULT_RECORD_LIMITS, maxBodyBytes: 1024 * 1024 };
+export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = {
+  ...DEFAULT_RECORD_LIMITS,
+  maxBodyBytes: 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  lingerMs: 5_000,
+};
+
+/** Node's default limit on the request line and headers together; over it: 431. */
+export const MAX_HEADER_BYTES = 16 * 1024;
 
 /** The default idempotency topic; Kafka's own topics start with "__". Neither is writable by clients. */
 export const DEFAULT_IDEMPOTENCY_TOPIC = 'txgate.idempotency';
@@ -43,6 +73,27 @@ export const DEFAULT_IDEMPOTENCY_TOPIC = 'txgate.idempotency';
 /** Shared between the server's lifecycle and the routes: draining flips readiness and refuses new work. */
 export class GatewayState {
   draining = false;
+  /**
+   * Set by startGateway while it starts: until its status is 'ready', readiness reports the step
+   * start-up is at and new transactions are refused. Unset: started (buildGateway alone).
+   */
+  startup: { status(): StartupStatus } | undefined;
+}
+
+/** Seconds a client should wait before retrying a transaction refused because the gateway is still starting. */
+export const RETRY_AFTER_STARTING_S = 2;
+
+/** Start-up's status while it is not done (undefined once the gateway is ready). */
+function startupPending(state: GatewayState): StartupStatus | undefined {
+  const status = state.startup?.status();
+  return status && status.state !== 'ready' ? status : undefined;
+}
+
+function describeStartup(s: StartupStatus): string {
+  if (s.state === 'failed') return `start-up failed: ${s.failure ?? 'unknown error'}`;
+  const at = s.step ? `${s.step} (since ${s.stepSince})` : 'beginning';
+  const failing = s.lastError !== undefined ? `, ${s.attempts} failed attempt${s.attempts === 1 ? '' : 's'}, last error at ${s.lastErrorAt}: ${s.lastError}` : '';
+  return `starting up: ${at}${failing}; start-up gives up at ${s.deadline}`;
 }
 
 export interface GatewayDeps {
@@ -70,7 +121,8 @@ export interface GatewayDeps {
 
 interface ReadyReport {
   ready: boolean;
-  checks: { draining: boolean; pool: string; kafka: string };
+  /** startup only while the gateway is starting (pool and kafka are then not checked). */
+  checks: { draining: boolean; startup?: StartupStatus; pool: string; kafka: string };
 }
 
 export function buildGateway(deps: GatewayDeps): FastifyInstance {
@@ -85,9 +137,25 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   registerServiceMetrics(registry, () => deps.service.stats());
   const openapi = buildOpenApiDocument({ version: deps.version ?? '0.0.0', limits, authEnabled: auth.enabled });
 
+  let log: FastifyInstance['log'] | undefined;
+  // Connections answered with "Connection: close": a request pipelined behind that answer is not served.
+  const closing = new WeakSet<Socket>();
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: limits.maxBodyBytes,
+    // Node's defaults let a client take 60 s (checked every 30 s) to send its headers and forever
+    // to send a body; a few connections trickling bytes would then hold the gateway's sockets.
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: checkingInterval(limits),
+      maxHeaderSize: MAX_HEADER_BYTES,
+      // Checked in onRequest below instead: Node's own refusal is a bare 400, not a problem document.
+      requireHostHeader: false,
+    },
+    // Requests Node's parser refuses (malformed, headers too large, too slow) never reach a route.
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, limits, log),
     genReqId: () => randomUUID(),
     // Per-request lines are ours (onResponse below): debug for successes, info for refusals.
     logController: new LogController({ disableRequestLogging: true }),
@@ -100,25 +168,80 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     },
   });
 
+  log = app.log;
+
   // Only application/json: a text/plain body must get 415, not a schema error.
   app.removeContentTypeParser('text/plain');
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes }, (request, body, done) => {
+    const bytes = body as Buffer;
+    // toString() would turn invalid bytes into U+FFFD and write that instead of what was sent.
+    if (!isUtf8(bytes)) {
+      done(new HttpProblem('TXGATE_INVALID_JSON', 'the body is not valid UTF-8, which JSON requires', { extensions: { errors: [{ pointer: '', detail: 'not valid UTF-8' }] } }), undefined);
+      return;
+    }
+    const text = bytes.toString('utf8');
+    void parseJson(request, text, (err, parsed) => {
+      if (err) return done(err, undefined);
+      const inexact = inexactNumbers(text, parsed);
+      if (inexact.length === 0) return done(null, parsed);
+      done(
+        new HttpProblem('TXGATE_INVALID_REQUEST', `${inexact[0]!.pointer}: ${inexact[0]!.detail}${inexact.length > 1 ? ` (and ${inexact.length - 1} more, see "errors")` : ''}`, {
+          extensions: { errors: inexact },
+        }),
+        undefined,
+      );
+    });
+  });
+
+  // Node answers an Expect other than 100-continue with a bare 417; RFC 9110 lets a server ignore it.
+  app.server.on('checkExpectation', (req: IncomingMessage, res) => app.server.emit('request', req, res));
 
   app.addHook('onRequest', async (request, reply) => {
+    if (closing.has(request.raw.socket)) {
+      // Pipelined behind a response that closed the connection: not served (RFC 9112, 9.6).
+      reply.hijack();
+      request.raw.socket.destroy();
+      return;
+    }
     reply.header('x-request-id', request.id);
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new HttpProblem('TXGATE_INVALID_REQUEST', 'an HTTP/1.1 request needs a Host header');
+    }
     if (state.draining && request.url.startsWith('/v1/')) {
       throw new HttpProblem('TXGATE_SHUTTING_DOWN', 'the gateway is shutting down and takes no new transactions; retry against another instance or after the Retry-After delay', {
         headers: { 'retry-after': String(RETRY_AFTER_SHUTTING_DOWN_S), connection: 'close' },
       });
+    }
+    const starting = request.url.startsWith('/v1/') ? startupPending(state) : undefined;
+    if (starting) {
+      throw new HttpProblem(
+        'TXGATE_NOT_READY',
+        `the gateway is still starting (${starting.step ?? 'beginning'}) and takes no transactions yet; nothing was written, retry after the Retry-After delay`,
+        { headers: { 'retry-after': String(RETRY_AFTER_STARTING_S) } },
+      );
+    }
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    // Answered before the whole body arrived (413 by Content-Length, 401, 404...): the rest of the
+    // body would be parsed as the next request, so this connection ends after the response.
+    if (!request.raw.complete) reply.header('connection', 'close');
+    if (String(reply.getHeader('connection')).toLowerCase() === 'close') {
+      closing.add(request.raw.socket);
+      lingerBeforeClosing(request.raw.socket, request.raw, limits.lingerMs);
     }
   });
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     httpMetrics.observe(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    // The path only: a query string is the client's and may carry anything, a misplaced secret included.
+    const url = pathOf(request.url);
     if (reply.statusCode >= 400 && reply.statusCode < 500) {
-      request.log.info({ method: request.method, url: request.url, status: reply.statusCode }, 'request refused');
+      request.log.info({ method: request.method, url, status: reply.statusCode }, 'request refused');
     } else {
-      request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
+      request.log.debug({ method: request.method, url, status: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
     }
   });
 
@@ -127,6 +250,9 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     if (problem.status >= 500 && problem.status !== 503) {
       // The underlying error (with its cause chain) is for the operator; the client gets the problem only.
       request.log.error({ err: problem === error ? (problem.cause ?? error) : error, code: problem.code }, 'request failed');
+    } else if (problem.code === 'TXGATE_NOT_READY') {
+      // Probes and retrying clients ask while the gateway starts; start-up logs its own trouble.
+      request.log.debug({ code: problem.code, reason: error.message }, 'request refused');
     } else if (problem.status === 503 || problem.status === 499) {
       request.log.warn({ code: problem.code, reason: error.message }, 'request refused');
     }
@@ -141,7 +267,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     '/openapi.json': 'GET, HEAD',
   };
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
+    const path = pathOf(request.url);
     const allow = allowed[path];
     const problem = allow
       ? new HttpProblem('TXGATE_METHOD_NOT_ALLOWED', `${path} takes ${allow}, not ${request.method}`, { headers: { allow } })
@@ -195,7 +321,11 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   app.get('/readyz', async (_request, reply) => {
     const report = await readiness();
     if (report.ready) return { status: 'ready', checks: report.checks };
-    const why = report.checks.draining ? 'the gateway is shutting down' : `pool: ${report.checks.pool}; kafka: ${report.checks.kafka}`;
+    const why = report.checks.draining
+      ? 'the gateway is shutting down'
+      : report.checks.startup
+        ? describeStartup(report.checks.startup)
+        : `pool: ${report.checks.pool}; kafka: ${report.checks.kafka}`;
     throw new HttpProblem('TXGATE_NOT_READY', `not ready: ${why}`, {
       extensions: { checks: report.checks },
       headers: { 'retry-after': String(RETRY_AFTER_SHUTTING_DOWN_S) },
@@ -278,9 +408,155 @@ function readinessProbe(deps: GatewayDeps, state: GatewayState): () => Promise<R
     return 'ok';
   };
   return async () => {
+    const startup = state.draining ? undefined : startupPending(state);
+    if (startup) return { ready: false, checks: { draining: false, startup, pool: 'not checked', kafka: 'not checked' } };
     const pool = poolStatus();
     const kafkaStatus = state.draining ? 'not checked' : await probeKafka();
     const checks = { draining: state.draining, pool, kafka: kafkaStatus };
     return { ready: !state.draining && pool === 'ok' && kafkaStatus === 'ok', checks };
   };
+}
+
+/** The path of a request URL, without its query string. */
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** How often Node looks for connections past headersTimeoutMs/requestTimeoutMs (its default, 30 s, would add up to 30 s). */
+function checkingInterval(limits: GatewayLimits): number {
+  return Math.max(10, Math.min(1_000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4)));
+}
+
+/**
+ * Closing a socket while the client is still sending makes the kernel answer its data with a
+ * reset, and a client that is busy writing (Node's http, curl...) then reports EPIPE/ECONNRESET
+ * and drops the response already on its way. Like nginx's lingering close: once the response is
+ * written, half-close, keep reading and discarding until the request has fully arrived (or the
+ * client closes), and cut the connection after lingerMs at the latest.
+ */
+function lingerBeforeClosing(socket: Socket, request: IncomingMessage, lingerMs: number): void {
+  // Node calls destroySoon() once a "Connection: close" response has been written.
+  socket.destroySoon = function lingeringDestroySoon(this: Socket) {
+    if (request.complete) return Socket.prototype.destroySoon.call(this);
+    this.end();
+    const timer = setTimeout(() => this.destroy(), lingerMs).unref();
+    this.once('close', () => clearTimeout(timer));
+    // The rest of the body was read and discarded (Node dumps an unread body): nothing is left
+    // unread that could turn the close into a reset.
+    request.once('end', () => (this.writableFinished ? this.destroy() : this.once('finish', () => this.destroy())));
+  };
+}
+
+/** Sockets whose client error has been answered (Node reports each further chunk of an errored parser again). */
+const clientErrorsAnswered = new WeakSet<Socket>();
+
+/**
+ * The answer to a request Node's HTTP parser refused before any route saw it: malformed (bad
+ * characters in a header, conflicting Content-Length and Transfer-Encoding...), headers over
+ * MAX_HEADER_BYTES, or not received within the timeouts. A problem document like every other
+ * refusal, then a lingering close.
+ */
+function answerClientError(error: ConnectionError, socket: Socket, limits: GatewayLimits, log: FastifyInstance['log'] | undefined): void {
+  if (clientErrorsAnswered.has(socket)) return;
+  clientErrorsAnswered.add(socket);
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || socket.destroyed) {
+    socket.destroy();
+    return;
+  }
+  let problem: HttpProblem;
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    problem = new HttpProblem(
+      'TXGATE_REQUEST_TIMEOUT',
+      `the request did not arrive in time: the headers must arrive within ${limits.headersTimeoutMs} ms and the whole request within ${limits.requestTimeoutMs} ms`,
+    );
+  } else if (error.code === 'HPE_HEADER_OVERFLOW') {
+    problem = new HttpProblem('TXGATE_HEADERS_TOO_LARGE', `the request line and headers are larger than ${MAX_HEADER_BYTES} bytes`);
+  } else {
+    // Only the parser's reason: the error also carries the raw bytes received, credentials included.
+    const parserReason = (error as { reason?: unknown }).reason;
+    const reason = typeof parserReason === 'string' ? parserReason : error.code;
+    problem = new HttpProblem('TXGATE_INVALID_REQUEST', `malformed HTTP request (${reason})`);
+  }
+  log?.info({ code: problem.code, reason: error.code }, 'request refused');
+  // Node's own rule: nothing may follow a response that has started (its headers are out).
+  if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const id = randomUUID();
+  const body = JSON.stringify(problem.toDocument(`urn:uuid:${id}`));
+  socket.end(
+    `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? ''}\r\n` +
+      `content-type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${id}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  // What the client still sends goes to the failed parser, which discards it; cut after lingerMs.
+  const timer = setTimeout(() => socket.destroy(), limits.lingerMs).unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/** A number whose JSON text does not survive parsing, in place of its value (see inexactNumbers). */
+class InexactNumber {
+  constructor(
+    readonly source: string,
+    readonly value: number,
+  ) {}
+}
+
+/** A number with at most 15 significant digits and a small exponent is exact as a double; only others need a look. */
+const MAYBE_INEXACT = /\d{16}|\d[eE]/;
+
+/**
+ * The numbers in a JSON body that a double cannot hold (12345678901234567890, 1e400, 1e-400):
+ * written back, they would be another number (12345678901234567000, null, 0), silently. Each
+ * with a JSON Pointer. Needs the source text that JSON.parse passes revivers (Node 22+).
+ */
+function inexactNumbers(text: string, parsed: unknown): FieldError[] {
+  if (!MAYBE_INEXACT.test(text)) return [];
+  // The reviver recurses once per level; a document this deep is refused for its depth anyway.
+  if (jsonDepth(parsed, MAX_VALUE_DEPTH + 3) > MAX_VALUE_DEPTH + 3) return [];
+  let found = false;
+  const revived: unknown = JSON.parse(text, (_key: string, value: unknown, context?: { source?: string }) => {
+    if (typeof value !== 'number' || context?.source === undefined || sameNumber(context.source, value)) return value;
+    found = true;
+    return new InexactNumber(context.source, value);
+  });
+  if (!found) return [];
+  const errors: FieldError[] = [];
+  const stack: Array<[unknown, string]> = [[revived, '']];
+  while (stack.length > 0 && errors.length < MAX_REPORTED_FIELD_ERRORS) {
+    const [value, pointer] = stack.pop()!;
+    if (value instanceof InexactNumber) {
+      const shown = value.source.length > 40 ? `${value.source.slice(0, 37)}...` : value.source;
+      errors.push({
+        pointer,
+        detail: `the number ${shown} has no exact double-precision form and would be written as ${JSON.stringify(value.value)}; send it as a string, or the record value as valueBase64`,
+      });
+    } else if (value !== null && typeof value === 'object') {
+      const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
+      // Reversed onto the stack so the errors come out in document order.
+      for (let i = entries.length - 1; i >= 0; i--) stack.push([entries[i]![1], `${pointer}/${escapePointerToken(entries[i]![0])}`]);
+    }
+  }
+  return errors;
+}
+
+/** Whether a JSON number's text and the double it parsed to denote the same decimal number. */
+function sameNumber(source: string, value: number): boolean {
+  return Number.isFinite(value) && decimalForm(source) === decimalForm(String(value));
+}
+
+/** sign, significant digits and exponent ("-12e3" for -12000, -12e3 or -12.000e3), or the text itself if it is no decimal. */
+function decimalForm(text: string): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m) return text;
+  const fraction = m[3] ?? '';
+  const digits = m[2]! + fraction;
+  // Loops, not /0+$/: that regex backtracks quadratically over a long run of zeros.
+  let first = 0;
+  while (first < digits.length && digits.charCodeAt(first) === 48) first++;
+  if (first === digits.length) return '0';
+  let end = digits.length;
+  while (digits.charCodeAt(end - 1) === 48) end--;
+  return `${m[1]}${digits.slice(first, end)}e${Number(m[4] ?? 0) - fraction.length + (digits.length - end)}`;
 }

@@ -11,6 +11,7 @@ import { ConfigurationError } from '../errors.js';
 import { parseApiKeys, type ApiKeySpec } from './auth.js';
 import { DEFAULT_GATEWAY_LIMITS, DEFAULT_IDEMPOTENCY_TOPIC, type GatewayLimits } from './app.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS } from './idempotency/retention.js';
+import { DEFAULT_START_TIMEOUT_MS } from './startup.js';
 
 export type KafkaProps = Record<string, string | number | boolean>;
 
@@ -35,6 +36,11 @@ export interface GatewayConfig {
   /** How long an idempotency key is answered after its request committed (resolveGatewayConfig always sets it; default 24 h). */
   idempotencyRetentionMs?: number;
   shutdownTimeoutMs: number;
+  /**
+   * How long start-up may keep retrying the steps that need the cluster (producers, the
+   * idempotency topic) before the gateway gives up (resolveGatewayConfig always sets it; default 5 min).
+   */
+  startTimeoutMs?: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -114,6 +120,14 @@ export function addGatewayOptions(cmd: Command): Command {
     new Option('--max-records <n>', 'most records in one request').env('TXGATE_MAX_RECORDS').argParser(integer(1)).default(d.maxRecords),
     new Option('--max-record-bytes <n>', "largest record (key + value + headers); keep it below the topics' max.message.bytes").env('TXGATE_MAX_RECORD_BYTES').argParser(integer(1)).default(d.maxRecordBytes),
     new Option('--max-headers <n>', 'most headers on one record').env('TXGATE_MAX_HEADERS').argParser(integer(0)).default(d.maxHeadersPerRecord),
+    new Option('--headers-timeout-ms <ms>', 'time a client has to send the request line and headers; slower clients get 408 and are disconnected')
+      .env('TXGATE_HEADERS_TIMEOUT_MS')
+      .argParser(integer(1_000))
+      .default(d.headersTimeoutMs),
+    new Option('--request-timeout-ms <ms>', 'time a client has to send a whole request, headers and body; slower clients get 408 and are disconnected')
+      .env('TXGATE_REQUEST_TIMEOUT_MS')
+      .argParser(integer(1_000))
+      .default(d.requestTimeoutMs),
     new Option('--max-batch-requests <n>', 'group commit: most requests packed into one transaction').env('TXGATE_MAX_BATCH_REQUESTS').argParser(integer(1)).default(64),
     new Option('--max-batch-records <n>', 'group commit: most records in one transaction').env('TXGATE_MAX_BATCH_RECORDS').argParser(integer(1)).default(10_000),
     new Option('--idempotency-topic <topic>', 'compacted topic that records idempotency keys (created if missing)').env('TXGATE_IDEMPOTENCY_TOPIC').default(DEFAULT_IDEMPOTENCY_TOPIC),
@@ -121,6 +135,10 @@ export function addGatewayOptions(cmd: Command): Command {
       .env('TXGATE_IDEMPOTENCY_RETENTION_MS')
       .argParser(integer(1))
       .default(DEFAULT_IDEMPOTENCY_RETENTION_MS, '86400000 (24 h)'),
+    new Option('--start-timeout-ms <ms>', 'how long start-up retries what needs Kafka (producers, the idempotency topic) before giving up; meanwhile /readyz says why it is not ready')
+      .env('TXGATE_START_TIMEOUT_MS')
+      .argParser(integer(1_000))
+      .default(DEFAULT_START_TIMEOUT_MS, '300000 (5 min)'),
     new Option('--shutdown-timeout-ms <ms>', 'on SIGTERM/SIGINT: how long in-flight transactions may take to finish').env('TXGATE_SHUTDOWN_TIMEOUT_MS').argParser(integer(0)).default(30_000),
     new Option('--log-level <level>', 'log level').env('TXGATE_LOG_LEVEL').choices([...LOG_LEVELS]).default('info'),
   ];
@@ -149,11 +167,14 @@ export interface GatewayOptionValues {
   maxRecords?: number;
   maxRecordBytes?: number;
   maxHeaders?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
   maxBatchRequests?: number;
   maxBatchRecords?: number;
   idempotencyTopic?: string;
   idempotencyRetentionMs?: number;
   shutdownTimeoutMs?: number;
+  startTimeoutMs?: number;
   logLevel?: string;
 }
 
@@ -216,7 +237,15 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
     maxRecords: values.maxRecords ?? d.maxRecords,
     maxRecordBytes: values.maxRecordBytes ?? d.maxRecordBytes,
     maxHeadersPerRecord: values.maxHeaders ?? d.maxHeadersPerRecord,
+    headersTimeoutMs: values.headersTimeoutMs ?? d.headersTimeoutMs,
+    requestTimeoutMs: values.requestTimeoutMs ?? d.requestTimeoutMs,
+    lingerMs: d.lingerMs,
   };
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new ConfigurationError(
+      `--headers-timeout-ms (${limits.headersTimeoutMs}) is above --request-timeout-ms (${limits.requestTimeoutMs}): the headers are part of the request`,
+    );
+  }
   const groupCommit = { maxBatchRequests: values.maxBatchRequests ?? 64, maxBatchRecords: values.maxBatchRecords ?? 10_000 };
   if (groupCommit.maxBatchRecords < limits.maxRecords) {
     throw new ConfigurationError(
@@ -261,6 +290,7 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
     idempotencyTopic,
     idempotencyRetentionMs,
     shutdownTimeoutMs: values.shutdownTimeoutMs ?? 30_000,
+    startTimeoutMs: values.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
     logLevel,
   };
 }

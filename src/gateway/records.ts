@@ -6,6 +6,7 @@ import type { OutgoingRecord } from '../pool/producer-port.js';
 import { HttpProblem, type FieldError, type ProblemCode } from './problems.js';
 import type { RecordInput, TransactionRequest } from './schemas.js';
 import type { Principal } from './auth.js';
+import { escapePointerToken } from './validation-errors.js';
 
 export interface RecordLimits {
   /** Records in one request. */
@@ -36,6 +37,25 @@ export function jsonDepth(value: unknown, limit: number): number {
     for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d]);
   }
   return deepest;
+}
+
+/**
+ * A UTF-16 surrogate without its pair (JSON allows the escape "\ud800"). It has no UTF-8 form:
+ * Buffer.from() would write U+FFFD in its place. A record value keeps it, escaped, in its JSON text.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Keys and header names and values that cannot be written as the UTF-8 text they claim to be. */
+function unencodableStrings(body: TransactionRequest): FieldError[] {
+  const errors: FieldError[] = [];
+  const detail = 'contains a lone UTF-16 surrogate (an unpaired "\\ud800"-style escape), which has no UTF-8 form (a key that is really bytes goes in keyBase64)';
+  body.records.forEach((input, i) => {
+    if (input.key !== undefined && LONE_SURROGATE.test(input.key)) errors.push({ pointer: `/records/${i}/key`, detail });
+    for (const [name, value] of Object.entries(input.headers ?? {}) as Array<[string, string]>) {
+      if (LONE_SURROGATE.test(name) || LONE_SURROGATE.test(value)) errors.push({ pointer: `/records/${i}/headers/${escapePointerToken(name)}`, detail });
+    }
+  });
+  return errors;
 }
 
 export const DEFAULT_RECORD_LIMITS: RecordLimits = {
@@ -82,6 +102,10 @@ export function prepareRecords(body: TransactionRequest, opts: PrepareOptions): 
     fail('TXGATE_TOO_MANY_RECORDS', `a request may carry at most ${limits.maxRecords} records (got ${body.records.length}); split it into several requests`, [
       { pointer: '/records', detail: `at most ${limits.maxRecords} records` },
     ]);
+  }
+  const unencodable = unencodableStrings(body);
+  if (unencodable.length > 0) {
+    fail('TXGATE_INVALID_REQUEST', `${unencodable[0]!.pointer} ${unencodable[0]!.detail}`, unencodable);
   }
   // Before any other work on the records: serialising a too-deep value would overflow the stack.
   const tooDeep: FieldError[] = [];

@@ -1,28 +1,49 @@
 /**
- * Runs the gateway for real: pool -> TransactionService -> HTTP listener, and the reverse on
- * shutdown. Shutdown is graceful: readiness turns 503 at once, new transactions are refused,
- * requests already accepted finish (their transactions commit or abort) within the deadline, then
- * the service, the pool and the metadata client close.
+ * Runs the gateway for real: HTTP listener -> pool -> TransactionService, and the reverse on
+ * shutdown. The listener comes up first, so that while start-up retries what needs the cluster
+ * (startup.ts) /healthz answers, /readyz says which step start-up is at and why, and transactions
+ * get 503 with Retry-After. Shutdown is graceful: readiness turns 503 at once, new transactions
+ * are refused, requests already accepted finish (their transactions commit or abort) within the
+ * deadline, then the service, the pool and the metadata client close. Closing while still
+ * starting stops start-up first.
  */
 import type { FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { PoolClosedError } from '../errors.js';
 import { TransactionalProducerPool } from '../pool/pool.js';
 import { combineEvents, createPoolMetrics } from '../pool/metrics.js';
-import type { PoolEvents } from '../pool/types.js';
+import type { PoolEvents, RunOptions, Transaction } from '../pool/types.js';
 import type { ProducerFactory } from '../pool/producer-port.js';
 import { createConfluentProducerFactory } from '../kafka/confluent-producer.js';
 import { assertThreadPoolFits } from '../kafka/thread-pool.js';
 import { TransactionService } from './transaction-service.js';
-import { buildGateway, GatewayState } from './app.js';
+import { buildGateway, GatewayState, type GatewayService } from './app.js';
 import type { GatewayConfig } from './config.js';
+import type { TransactionRunner } from './group-commit.js';
+import { DEFAULT_START_TIMEOUT_MS, describeError, GatewayStartError, retryStep, StartupTracker, type StartContext, type StartupStatus } from './startup.js';
 import { createKafkaTopicMetadataSource, TopicCatalog, type TopicMetadataSource } from './topic-catalog.js';
+
+/** What the gateway needs of its transaction service: TransactionService, or a test's stand-in. */
+export interface StartableService extends GatewayService {
+  /** Retries its own Kafka steps until ctx.deadline; stops when ctx.signal aborts. */
+  start(ctx: StartContext): Promise<void>;
+  close(opts?: { timeoutMs?: number }): Promise<void>;
+}
 
 export interface StartGatewayOptions {
   /** Replaces the Kafka producer factory (tests that inject failures). */
   producerFactory?: ProducerFactory;
   /** Replaces the Kafka metadata source. */
   topicSource?: TopicMetadataSource;
+  /** Replaces the TransactionService (tests without a broker); `pool` lends from the started pool. */
+  service?: (pool: TransactionRunner) => StartableService;
   version?: string;
+  /**
+   * Default true: resolve once the gateway is ready, reject when start-up gives up (the gateway
+   * has then closed itself). false: resolve as soon as the listener is up, so that the caller can
+   * close() during start-up (on a signal, say); `ready` tells how start-up ends.
+   */
+  waitUntilReady?: boolean;
 }
 
 export interface RunningGateway {
@@ -30,11 +51,21 @@ export interface RunningGateway {
   /** http://host:port actually bound (port 0 resolved). */
   url: string;
   state: GatewayState;
-  pool: TransactionalProducerPool;
-  service: TransactionService;
+  /** The producer pool: a pool whose start failed is replaced by a new one, so read it when needed. */
+  readonly pool: TransactionalProducerPool;
+  service: StartableService;
+  /**
+   * Settles with start-up: resolves once ready; rejects with GatewayStartError when start-up gave
+   * up (naming the step and its last error; the gateway has closed itself), or with
+   * PoolClosedError when close() came first.
+   */
+  ready: Promise<void>;
+  /** Start-up's progress, as /readyz shows it. */
+  startup(): StartupStatus;
   /**
    * Graceful shutdown within config.shutdownTimeoutMs. Resolves true when everything in flight
-   * finished before the deadline, false when the deadline cut something short. Idempotent.
+   * finished before the deadline, false when the deadline cut something short. Idempotent; works
+   * while still starting too (start-up stops at its next step or retry).
    */
   close(): Promise<boolean>;
   /** Where shutdown is (for the watchdog's message). */
@@ -66,6 +97,9 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   collectDefaultMetrics({ register: registry });
   const poolMetrics = createPoolMetrics(registry);
   const state = new GatewayState();
+  const startTimeoutMs = config.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+  const tracker = new StartupTracker(startTimeoutMs);
+  state.startup = tracker;
   // The app (and its logger) is built after the pool and service exist; they log through it.
   let app: FastifyInstance | undefined;
   const log = (): Logger => {
@@ -73,37 +107,48 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     return app.log;
   };
 
-  const pool = new TransactionalProducerPool({
-    producerFactory: options.producerFactory ?? createConfluentProducerFactory(config.kafka),
-    size: config.pool.size,
-    instanceId: config.pool.instanceId,
-    transactionalIdPrefix: config.pool.transactionalIdPrefix,
-    maxWaiting: config.pool.maxWaiting,
-    acquireTimeoutMs: config.pool.acquireTimeoutMs,
-    commitTimeoutMs: config.pool.commitTimeoutMs,
-    ...(config.pool.retryDeadlineMs !== undefined ? { retry: { deadlineMs: config.pool.retryDeadlineMs } } : {}),
-    events: combineEvents(poolMetrics.events, poolLogEvents(log)),
-  });
-  poolMetrics.observe(pool);
-  const service = new TransactionService({
-    pool,
-    kafka: config.kafka,
-    idempotencyTopic: config.idempotencyTopic,
-    idempotencyRetentionMs: config.idempotencyRetentionMs,
-    maxBatchRequests: config.groupCommit.maxBatchRequests,
-    maxBatchRecords: config.groupCommit.maxBatchRecords,
-    logger: {
-      info: (obj, msg) => log().info(obj, msg),
-      warn: (obj, msg) => log().warn(obj, msg),
-      error: (obj, msg) => log().error(obj, msg),
+  const producerFactory = options.producerFactory ?? createConfluentProducerFactory(config.kafka);
+  // A pool whose start failed has closed itself for good: each retry makes a new one (same ids).
+  const newPool = () =>
+    new TransactionalProducerPool({
+      producerFactory,
+      size: config.pool.size,
+      instanceId: config.pool.instanceId,
+      transactionalIdPrefix: config.pool.transactionalIdPrefix,
+      maxWaiting: config.pool.maxWaiting,
+      acquireTimeoutMs: config.pool.acquireTimeoutMs,
+      commitTimeoutMs: config.pool.commitTimeoutMs,
+      ...(config.pool.retryDeadlineMs !== undefined ? { retry: { deadlineMs: config.pool.retryDeadlineMs } } : {}),
+      events: combineEvents(poolMetrics.events, poolLogEvents(log)),
+    });
+  let pool = newPool();
+  const runner: TransactionRunner = {
+    run<T>(work: (tx: Transaction) => Promise<T>, opts?: RunOptions) {
+      return pool.run(work, opts);
     },
-  });
+  };
+  const serviceLogger = {
+    info: (obj: object, msg?: string) => log().info(obj, msg),
+    warn: (obj: object, msg?: string) => log().warn(obj, msg),
+    error: (obj: object, msg?: string) => log().error(obj, msg),
+  };
+  const service: StartableService =
+    options.service?.(runner) ??
+    new TransactionService({
+      pool: runner,
+      kafka: config.kafka,
+      idempotencyTopic: config.idempotencyTopic,
+      idempotencyRetentionMs: config.idempotencyRetentionMs,
+      maxBatchRequests: config.groupCommit.maxBatchRequests,
+      maxBatchRecords: config.groupCommit.maxBatchRecords,
+      logger: serviceLogger,
+    });
   const topics = new TopicCatalog(options.topicSource ?? createKafkaTopicMetadataSource(config.kafka, { probeTopic: config.idempotencyTopic }));
 
   app = buildGateway({
     service,
     topics,
-    pool,
+    pool: { stats: () => pool.stats() },
     state,
     registry,
     apiKeys: config.apiKeys,
@@ -120,17 +165,12 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     if (state.draining) reply.header('connection', 'close');
   });
 
-  let started = 0;
   try {
-    built.log.info({ brokers: config.kafka['bootstrap.servers'], poolSize: config.pool.size, instanceId: config.pool.instanceId }, 'starting the producer pool');
-    await pool.start();
-    started = 1;
-    await service.start();
-    started = 2;
     await built.listen({ host: config.http.host, port: config.http.port });
   } catch (err) {
-    if (started >= 2) await service.close({ timeoutMs: 5_000 }).catch(() => {});
-    if (started >= 1) await pool.close({ timeoutMs: 5_000 }).catch(() => {});
+    // Nothing was started yet: closing releases the clients made so far.
+    await service.close({ timeoutMs: 5_000 }).catch(() => {});
+    await pool.close({ timeoutMs: 5_000 }).catch(() => {});
     await topics.close().catch(() => {});
     await built.close().catch(() => {});
     throw err;
@@ -139,16 +179,39 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   const port = typeof address === 'object' && address ? address.port : config.http.port;
   const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
   const url = `http://${host}:${port}`;
-  built.log.info({ url, auth: config.apiKeys.length > 0 ? `${config.apiKeys.length} API keys` : 'off' }, 'txgate gateway ready');
+  built.log.info({ url, startTimeoutMs }, 'txgate gateway listening; starting up (GET /readyz tells how far)');
+
+  const stopStartup = new AbortController();
+  const ctx = tracker.context(stopStartup.signal, { warn: (obj, msg) => built.log.warn(obj, msg) });
+  const work = (async () => {
+    built.log.info({ brokers: config.kafka['bootstrap.servers'], poolSize: config.pool.size, instanceId: config.pool.instanceId }, 'starting the producer pool');
+    await retryStep(ctx, 'starting the producer pool (initialising its transactional producers)', async () => {
+      if (pool.stats().closed) pool = newPool();
+      await pool.start();
+    });
+    poolMetrics.observe(pool);
+    await service.start(ctx);
+  })();
+  const settled = work.then(
+    () => {},
+    () => {},
+  );
 
   let closing: Promise<boolean> | undefined;
-  let step = 'running';
+  let step = 'starting';
   const close = (): Promise<boolean> => {
     closing ??= (async () => {
       const deadline = Date.now() + config.shutdownTimeoutMs;
       const remaining = () => Math.max(0, deadline - Date.now());
-      step = 'closing the HTTP listener';
       state.draining = true;
+      if (!tracker.done) {
+        // A step in progress ends within its own timeout; none is retried after this.
+        step = 'stopping start-up';
+        built.log.info({ at: tracker.status().step }, 'closing while starting: stopping start-up');
+        stopStartup.abort();
+        await settled;
+      }
+      step = 'closing the HTTP listener';
       built.log.info({ timeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing in-flight requests');
       const httpClosed = built.close().then(() => true);
       let timer: NodeJS.Timeout | undefined;
@@ -183,49 +246,155 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     return closing;
   };
 
-  return { app: built, url, state, pool, service, close, shutdownStep: () => step };
+  const ready = work.then(
+    () => {
+      if (closing) throw new PoolClosedError('the gateway was closed before it was ready');
+      tracker.ready();
+      step = 'running';
+      built.log.info(
+        { url, auth: config.apiKeys.length > 0 ? `${config.apiKeys.length} API keys` : 'off', startupMs: Date.now() - tracker.startedAt },
+        'txgate gateway ready',
+      );
+    },
+    async (err: unknown) => {
+      if (closing) throw new PoolClosedError('the gateway was closed before it was ready');
+      const failure = startFailure(err, tracker, startTimeoutMs);
+      tracker.failed(failure);
+      built.log.error({ step: failure.step, attempts: failure.attempts, err: describeError(failure.lastError) }, `start-up failed: ${failure.message}`);
+      await close();
+      throw failure;
+    },
+  );
+  // The caller may never look at `ready` (waitUntilReady: false, then close()).
+  ready.catch(() => {});
+
+  const gateway: RunningGateway = {
+    app: built,
+    url,
+    state,
+    get pool() {
+      return pool;
+    },
+    service,
+    ready,
+    startup: () => tracker.status(),
+    close,
+    shutdownStep: () => step,
+  };
+  if (options.waitUntilReady !== false) await ready;
+  return gateway;
+}
+
+/** The error start-up ends with: it names the step and the last error, and the setting when the deadline passed. */
+function startFailure(err: unknown, tracker: StartupTracker, startTimeoutMs: number): GatewayStartError {
+  const status = tracker.status();
+  const stepName = err instanceof GatewayStartError ? err.step : (status.step ?? 'starting');
+  const attempts = err instanceof GatewayStartError ? err.attempts : status.attempts + 1;
+  const lastError = err instanceof GatewayStartError ? err.lastError : err;
+  if (err instanceof GatewayStartError && !err.gaveUp) return err;
+  const detail = err instanceof GatewayStartError ? err.message : `${stepName} failed: ${describeError(err)}`;
+  const atDeadline = Date.now() >= tracker.deadline - 1_000;
+  return new GatewayStartError(
+    stepName,
+    attempts,
+    lastError,
+    atDeadline,
+    atDeadline ? `start-up did not finish within ${startTimeoutMs} ms (--start-timeout-ms / TXGATE_START_TIMEOUT_MS): ${detail}` : detail,
+  );
 }
 
 /**
- * Starts the gateway and shuts it down on SIGTERM or SIGINT. Sets process.exitCode: 0 after a
- * clean drain, 1 if the deadline cut in-flight work short. A second signal exits at once.
+ * One request to stop often arrives twice within milliseconds: a terminal's Ctrl-C signals the
+ * whole foreground process group, and npm (`npm start`) forwards the SIGINT it got to its child
+ * too. Within this window a repeat of the first signal is that duplicate, not a second request.
+ */
+export const DUPLICATE_SIGNAL_WINDOW_MS = 1_000;
+
+export interface ShutdownSignalHandlers {
+  /** The first SIGINT, SIGTERM or SIGHUP: shut down. */
+  shutdown(signal: NodeJS.Signals): void;
+  /** The first later signal that is not a duplicate of the first: the sender insists. Later signals are ignored. */
+  hurry(signal: NodeJS.Signals): void;
+  duplicateWindowMs?: number;
+  /** Milliseconds on a monotonic clock (tests replace it). */
+  now?: () => number;
+}
+
+/** SIGHUP too: a closed terminal must drain the gateway and stop what it started, not kill it. */
+const SHUTDOWN_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Handles SIGINT, SIGTERM and SIGHUP until the returned function is called. While it is installed
+ * none of them ends the process by Node's default action: the handlers decide.
+ */
+export function handleShutdownSignals(handlers: ShutdownSignalHandlers): () => void {
+  const windowMs = handlers.duplicateWindowMs ?? DUPLICATE_SIGNAL_WINDOW_MS;
+  const now = handlers.now ?? (() => performance.now());
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
+  let hurried = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    const at = now();
+    if (!first) {
+      first = { signal, at };
+      handlers.shutdown(signal);
+      return;
+    }
+    if (hurried || (signal === first.signal && at - first.at < windowMs)) return;
+    hurried = true;
+    handlers.hurry(signal);
+  };
+  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal);
+  return () => {
+    for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal);
+  };
+}
+
+/**
+ * Starts the gateway and shuts it down on SIGINT, SIGTERM or SIGHUP, including one that arrives
+ * while start-up is still retrying. Sets process.exitCode: 0 after a clean drain, 1 if the
+ * deadline cut in-flight work short. A duplicate of the first signal (see
+ * DUPLICATE_SIGNAL_WINDOW_MS) changes nothing; a later second signal exits at once, with 1.
+ * Rejects with GatewayStartError when start-up gives up.
  */
 export async function runGateway(config: GatewayConfig, options: StartGatewayOptions = {}): Promise<void> {
-  const gateway = await startGateway(config, options);
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      const force = (second: NodeJS.Signals) => {
-        gateway.app.log.warn({ signal: second }, 'second signal: exiting without waiting');
-        process.exit(1);
-      };
-      process.once('SIGTERM', force);
-      process.once('SIGINT', force);
-      gateway.app.log.info({ signal }, 'signal received');
-      // Every step has its own deadline; this catches a step that ignores it (e.g. a native call
-      // that never returns), so a stuck shutdown still ends and says where it stuck.
-      const watchdog = setTimeout(() => {
-        gateway.app.log.error({ step: gateway.shutdownStep() }, 'shutdown did not finish in time; exiting');
-        process.exit(1);
-      }, config.shutdownTimeoutMs + 15_000);
-      gateway.close().then(
-        (clean) => {
-          clearTimeout(watchdog);
-          process.exitCode = clean ? 0 : 1;
-          process.off('SIGTERM', force);
-          process.off('SIGINT', force);
+  const gateway = await startGateway(config, { ...options, waitUntilReady: false });
+  let stopped: Promise<void> | undefined;
+  await new Promise<void>((resolve, reject) => {
+    const stopHandling = handleShutdownSignals({
+      shutdown: (signal) => {
+        gateway.app.log.info({ signal }, 'signal received');
+        // Every step has its own deadline; this catches a step that ignores it (e.g. a native call
+        // that never returns), so a stuck shutdown still ends and says where it stuck.
+        const watchdog = setTimeout(() => {
+          gateway.app.log.error({ step: gateway.shutdownStep() }, 'shutdown did not finish in time; exiting');
+          process.exit(1);
+        }, config.shutdownTimeoutMs + 15_000);
+        stopped = gateway.close().then(
+          (clean) => {
+            clearTimeout(watchdog);
+            process.exitCode = clean ? 0 : 1;
+          },
+          (err: unknown) => {
+            clearTimeout(watchdog);
+            gateway.app.log.error({ err }, 'shutdown failed');
+            process.exitCode = 1;
+          },
+        );
+        void stopped.then(() => {
+          stopHandling();
           resolve();
-        },
-        (err: unknown) => {
-          clearTimeout(watchdog);
-          gateway.app.log.error({ err }, 'shutdown failed');
-          process.exitCode = 1;
-          resolve();
-        },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+        });
+      },
+      hurry: (signal) => {
+        gateway.app.log.warn({ signal, step: gateway.shutdownStep() }, 'second signal: exiting without waiting');
+        process.exit(1);
+      },
+    });
+    // Start-up giving up ends the process; a close() on a signal while starting is not a failure.
+    gateway.ready.catch((err: unknown) => {
+      if (stopped) return;
+      stopHandling();
+      reject(err);
+    });
   });
 }

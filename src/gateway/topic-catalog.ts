@@ -25,6 +25,11 @@ export interface TopicCatalogOptions {
   ttlMs?: number;
   /** How long "this topic does not exist" is trusted. */
   negativeTtlMs?: number;
+  /**
+   * Most "does not exist" answers kept (the oldest go first). Clients choose the names, so
+   * without a bound every name ever asked for would stay in memory.
+   */
+  maxMissing?: number;
   /** Timeout of one metadata request. */
   timeoutMs?: number;
   now?: () => number;
@@ -41,7 +46,11 @@ export class TopicCatalog {
   readonly #negativeTtlMs: number;
   readonly #timeoutMs: number;
   readonly #now: () => number;
+  readonly #maxMissing: number;
+  /** Topics that exist: as many as the cluster has. */
   readonly #cache = new Map<string, Entry>();
+  /** Names that do not exist, with when that answer expires; insertion order is age. */
+  readonly #missing = new Map<string, number>();
   readonly #inflight = new Map<string, Promise<number | null>>();
 
   constructor(source: TopicMetadataSource, opts: TopicCatalogOptions = {}) {
@@ -50,6 +59,14 @@ export class TopicCatalog {
     this.#negativeTtlMs = opts.negativeTtlMs ?? 1_000;
     this.#timeoutMs = opts.timeoutMs ?? 5_000;
     this.#now = opts.now ?? Date.now;
+    this.#maxMissing = opts.maxMissing ?? 10_000;
+  }
+
+  #cached(topic: string): Entry | undefined {
+    const known = this.#cache.get(topic);
+    if (known) return known;
+    const expiresAt = this.#missing.get(topic);
+    return expiresAt === undefined ? undefined : { partitions: null, expiresAt };
   }
 
   /**
@@ -62,7 +79,7 @@ export class TopicCatalog {
     const pending: Array<Promise<void>> = [];
     const toFetch: string[] = [];
     for (const [topic, maxPartition] of wanted) {
-      const entry = this.#cache.get(topic);
+      const entry = this.#cached(topic);
       const fresh = entry !== undefined && entry.expiresAt > now;
       const sufficient = entry !== undefined && (entry.partitions === null || entry.partitions > maxPartition);
       if (fresh && sufficient) {
@@ -100,7 +117,14 @@ export class TopicCatalog {
     const now = this.#now();
     for (const topic of topics) {
       const partitions = counts.get(topic) ?? null;
-      this.#cache.set(topic, { partitions, expiresAt: now + (partitions === null ? this.#negativeTtlMs : this.#ttlMs) });
+      this.#missing.delete(topic);
+      if (partitions !== null) {
+        this.#cache.set(topic, { partitions, expiresAt: now + this.#ttlMs });
+        continue;
+      }
+      this.#cache.delete(topic);
+      this.#missing.set(topic, now + this.#negativeTtlMs);
+      if (this.#missing.size > this.#maxMissing) this.#missing.delete(this.#missing.keys().next().value!);
     }
     return counts;
   }

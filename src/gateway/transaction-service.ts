@@ -8,6 +8,7 @@ import type { OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
 import { GroupCommitter, type TransactionRunner } from './group-commit.js';
 import { ClaimConflictError, type KeyClaim } from './idempotency/key-claim.js';
 import { IdempotencyStore, type KafkaProps, type Logger } from './idempotency/store.js';
+import type { StartContext } from './startup.js';
 
 export interface SubmitRequest {
   /** Already validated and converted by the HTTP layer (topic exists, sizes within limits). */
@@ -62,7 +63,10 @@ export interface TransactionServiceStats {
   requests: number;
   /** Committed requests that shared their transaction with at least one other. */
   batchedRequests: number;
-  /** Idempotency keys known (committed outcomes in the local view, until swept after the retention). */
+  /**
+   * Idempotency keys known (committed outcomes in the local key index, until swept after the
+   * retention; 28-byte slots, at most 3/4 of them used; the recent ones also held in full).
+   */
   idempotencyKeys: number;
 }
 
@@ -93,10 +97,14 @@ export class TransactionService {
     });
   }
 
-  /** Ensures the idempotency topic and loads it to its end: call before reporting ready. */
-  async start(): Promise<void> {
+  /**
+   * Ensures the idempotency topic and loads it to its end: call before reporting ready. Its Kafka
+   * steps are retried until ctx.deadline (default: idempotencyStartTimeoutMs from now); ctx.signal
+   * stops them (close() while starting), ctx.progress hears which step it is at.
+   */
+  async start(ctx: Partial<StartContext> = {}): Promise<void> {
     if (this.state !== 'new') throw new Error(`the transaction service cannot start: it is ${this.state}`);
-    await this.store.start();
+    await this.store.start(ctx);
     this.state = 'started';
   }
 

@@ -1,5 +1,5 @@
 export { fetchKafkaJars, KafkaLauncherError, KAFKA_LOCAL_SCRIPT, type LauncherOptions } from './launcher.js';
-export { LocalKafka, LOCAL_HOST, DEFAULT_LOCAL_PORT, type LocalKafkaOptions } from './single-node.js';
+export { LocalKafka, LOCAL_HOST, DEFAULT_LOCAL_PORT, type LocalKafkaOptions, type LocalKafkaStatus } from './single-node.js';
 export {
   LocalKafkaCluster,
   DEFAULT_CLUSTER_BASE_PORT,

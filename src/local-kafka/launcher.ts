@@ -3,7 +3,7 @@
  * only maps options to the script's environment and turns its failures into errors carrying the
  * script's own message (it says why: port taken, Java missing, broker exited...).
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const KAFKA_LOCAL_SCRIPT = fileURLToPath(new URL('../../scripts/kafka-local.sh', import.meta.url));
@@ -16,6 +16,12 @@ export interface LauncherOptions {
   cacheDir?: string | undefined;
   /** Any further variables for the script (KAFKA_HEAP_OPTS, KAFKA_EXTRA_PROPS, KAFKA_LOCAL_MVN_ARGS...). */
   env?: Record<string, string | undefined> | undefined;
+  /**
+   * Run each script in its own session and process group. A Ctrl-C in a terminal signals the
+   * whole foreground process group: without this it kills a start or stop half-way, leaving a
+   * broker running with nobody to stop it. The caller then owns the outcome (it awaits the script).
+   */
+  detached?: boolean | undefined;
 }
 
 export class KafkaLauncherError extends Error {
@@ -39,21 +45,35 @@ function reason(stderr: string): string {
 }
 
 /** Runs `kafka-local.sh <command> <args...>` and resolves with its stdout (trimmed). */
-export function runLauncher(command: string, args: string[], env: Record<string, string | undefined>): Promise<string> {
+export function runLauncher(
+  command: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  opts: { detached?: boolean | undefined } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
-      'bash',
-      [KAFKA_LOCAL_SCRIPT, command, ...args],
-      { env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (err) {
-          const code = typeof err.code === 'number' ? err.code : null;
-          reject(new KafkaLauncherError(`kafka-local.sh ${command} failed: ${reason(stderr)}`, command, code, stderr, stdout));
-        } else {
-          resolve(stdout.trim());
-        }
-      },
-    );
+    // spawn, not execFile: execFile does not pass `detached` on to the child.
+    const child = spawn('bash', [KAFKA_LOCAL_SCRIPT, command, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: opts.detached === true,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.once('error', (e) => reject(new KafkaLauncherError(`kafka-local.sh ${command} failed: ${e.message}`, command, null, '', '')));
+    // 'close', not 'exit': all of the output has been read by then
+    child.once('close', (code, signal) => {
+      const stdout = Buffer.concat(out).toString();
+      const stderr = Buffer.concat(err).toString();
+      if (code === 0) {
+        resolve(stdout.trim());
+      } else {
+        const why = signal ? `killed by ${signal}` : reason(stderr);
+        reject(new KafkaLauncherError(`kafka-local.sh ${command} failed: ${why}`, command, code, stderr, stdout));
+      }
+    });
   });
 }
 

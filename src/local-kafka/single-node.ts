@@ -4,7 +4,7 @@
  * failure tests that kill and restart a broker.
  */
 import path from 'node:path';
-import { baseEnv, runLauncher, type LauncherOptions } from './launcher.js';
+import { baseEnv, KafkaLauncherError, runLauncher, type LauncherOptions } from './launcher.js';
 
 export const LOCAL_HOST = '127.0.0.1';
 export const DEFAULT_LOCAL_PORT = 19092;
@@ -13,6 +13,18 @@ export interface LocalKafkaOptions extends LauncherOptions {
   /** Broker port (KAFKA_PORT); the controller listens on port + 1 unless controllerPort is set. */
   port?: number | undefined;
   controllerPort?: number | undefined;
+}
+
+/** What `kafka-local.sh status` says about the single node. */
+export interface LocalKafkaStatus {
+  running: boolean;
+  /** The broker's pid, when running. */
+  pid?: number;
+  /**
+   * The process recorded as the broker's owner (the one that stops it on exit), when it has one:
+   * `alive` false means the owner ended without stopping it (killed, crashed).
+   */
+  owner?: { pid: number; alive: boolean };
 }
 
 export class LocalKafka {
@@ -26,7 +38,7 @@ export class LocalKafka {
   }
 
   private run(command: string, ...args: string[]): Promise<string> {
-    return runLauncher(command, args, this.env());
+    return runLauncher(command, args, this.env(), { detached: this.opts.detached });
   }
 
   /** The broker port: the option, else KAFKA_PORT from the environment, else the script's default. */
@@ -47,13 +59,36 @@ export class LocalKafka {
    * Formats a fresh node and starts it, resolving with the bootstrap address once the broker
    * serves requests. If this node is already running, resolves at once (the script's start is idempotent).
    */
-  async start(): Promise<string> {
-    return lastLine(await this.run('start'));
+  async start(opts: { owner?: number } = {}): Promise<string> {
+    const env = { ...this.env(), ...(opts.owner !== undefined ? { KAFKA_OWNER_PID: String(opts.owner) } : {}) };
+    return lastLine(await runLauncher('start', [], env, { detached: this.opts.detached }));
   }
 
   /** Stops the node (SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT) and deletes its data. */
   async stop(opts: { keepData?: boolean } = {}): Promise<void> {
-    await runLauncher('stop', [], { ...this.env(), ...(opts.keepData ? { KAFKA_KEEP_DATA: '1' } : {}) });
+    await runLauncher('stop', [], { ...this.env(), ...(opts.keepData ? { KAFKA_KEEP_DATA: '1' } : {}) }, { detached: this.opts.detached });
+  }
+
+  /** Records process `pid` as the owner of the running node (see LocalKafkaStatus.owner). */
+  async claim(pid: number = process.pid): Promise<void> {
+    await this.run('own', String(pid));
+  }
+
+  async status(): Promise<LocalKafkaStatus> {
+    let out: string;
+    try {
+      out = await this.run('status');
+    } catch (err) {
+      if (err instanceof KafkaLauncherError && err.exitCode === 1 && err.stdout.trim() === 'stopped') return { running: false };
+      throw err;
+    }
+    const pid = /\bpid=(\d+)/.exec(out)?.[1];
+    const owner = /\bowner=(\d+) \((alive|gone)\)/.exec(out);
+    return {
+      running: true,
+      ...(pid ? { pid: Number(pid) } : {}),
+      ...(owner ? { owner: { pid: Number(owner[1]), alive: owner[2] === 'alive' } } : {}),
+    };
   }
 
   /** Kills the node, keeping its data: SIGKILL (a crash) by default, SIGTERM with graceful. */
@@ -78,7 +113,7 @@ export class LocalKafka {
   /** The broker's pid, or undefined when it is not running. */
   async pid(): Promise<number | undefined> {
     try {
-      const m = /pid=(\d+)/.exec(await this.run('status'));
+      const m = /\bpid=(\d+)/.exec(await this.run('status'));
       return m ? Number(m[1]) : undefined;
     } catch {
       return undefined;

@@ -13,19 +13,16 @@
  * both of its records exactly once, at the offsets its 200 reported, and nothing else is there.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import { LocalKafkaCluster, type ClusterNode } from '../../src/local-kafka/cluster.js';
 import { consumeAll, createTopics, uniqueName, waitFor, type ConsumedRecord } from '../support/kafka.js';
-import { CLUSTER_BASE_PORT, HOST, withPortLock } from '../support/ports.js';
+import { CLUSTER_BASE_PORT, withPortLock } from '../support/ports.js';
+import { freePort, GatewayProcess } from '../support/gateway-process.js';
 
-const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'txgate.cjs');
 const INSTANCE_ID = 'failover-gw';
 /** The gateway's default; the test reports which of its partitions the killed broker led. */
 const IDEMPOTENCY_TOPIC = 'txgate.idempotency';
@@ -40,6 +37,12 @@ const PROGRESS_ACKS = 150;
 /** A deliberate outage between a gateway's death and its successor's start. */
 const GATEWAY_OUTAGE_MS = 1_500;
 const PROGRESS_TIMEOUT_MS = 120_000;
+/**
+ * How long a gateway may take to turn ready. It listens at once and retries start-up (producers,
+ * the idempotency topic on a cluster that has just come up) for up to its --start-timeout-ms
+ * (5 min by default) while /readyz says why it is not ready yet; a slow machine needs minutes.
+ */
+const READY_TIMEOUT_MS = 300_000;
 
 interface Position {
   topic: string;
@@ -64,79 +67,6 @@ interface Ack {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, HOST, resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || !address) throw new Error('no port');
-  return address.port;
-}
-
-/** `txgate serve` as a child process; one instance per start. */
-class GatewayChild {
-  readonly logs: string[] = [];
-  private readonly child: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(
-    readonly label: string,
-    brokers: string,
-    readonly port: number,
-  ) {
-    // Flags decide everything; no TXGATE_* from the caller's environment, and the CLI sizes libuv's pool.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TXGATE_') && k !== 'UV_THREADPOOL_SIZE'));
-    this.child = spawn(
-      process.execPath,
-      [BIN, 'serve', '--brokers', brokers, '--port', String(port), '--instance-id', INSTANCE_ID, '--log-level', 'warn'],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const collect = (d: Buffer) => this.logs.push(...d.toString().split('\n').filter((l) => l !== ''));
-    this.child.stdout!.on('data', collect);
-    this.child.stderr!.on('data', collect);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get url(): string {
-    return `http://${HOST}:${this.port}`;
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  async ready(): Promise<void> {
-    let exited = false;
-    void this.exited.then(() => (exited = true));
-    await waitFor(
-      async () => {
-        if (exited) throw new Error(`${this.label} exited before it was ready:\n${this.logs.join('\n')}`);
-        try {
-          const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-          await res.arrayBuffer();
-          return res.status === 200;
-        } catch {
-          return false;
-        }
-      },
-      { timeoutMs: 120_000, intervalMs: 200, what: `${this.label} to answer /readyz with 200` },
-    );
-  }
-
-  async kill(signal: NodeJS.Signals, timeoutMs = 60_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.alive) this.child.kill(signal);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.label} did not exit within ${timeoutMs} ms of ${signal}`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
 
 /** Clients that retry each request with the same key and body until a definitive answer. */
 class RetryingClients {
@@ -308,13 +238,13 @@ interface PhaseReport {
   note: string;
 }
 
-it('keyed requests retried through gateway crashes and a broker failover are written exactly once', { timeout: 600_000 }, () =>
+it('keyed requests retried through gateway crashes and a broker failover are written exactly once', { timeout: 900_000 }, () =>
   withPortLock('cluster', async () => {
     const testStart = Date.now();
     const stateDir = mkdtempSync(path.join(tmpdir(), 'txgate-failover-'));
     const cluster = new LocalKafkaCluster({ basePort: CLUSTER_BASE_PORT, stateDir });
-    const gateways: GatewayChild[] = [];
-    const current = (): GatewayChild => gateways[gateways.length - 1]!;
+    const gateways: GatewayProcess[] = [];
+    const current = (): GatewayProcess => gateways[gateways.length - 1]!;
     let clients: RetryingClients | undefined;
     try {
       const bootstrap = await cluster.start();
@@ -322,10 +252,10 @@ it('keyed requests retried through gateway crashes and a broker failover are wri
       const topic = uniqueName('failover');
       await createTopics(bootstrap, [{ topic, partitions: PARTITIONS, replicationFactor: 3 }]);
       const port = await freePort();
-      const startGateway = async (): Promise<GatewayChild> => {
-        const gw = new GatewayChild(`gateway #${gateways.length + 1}`, bootstrap, port);
+      const startGateway = async (): Promise<GatewayProcess> => {
+        const gw = new GatewayProcess({ label: `gateway #${gateways.length + 1}`, brokers: bootstrap, port, instanceId: INSTANCE_ID });
         gateways.push(gw);
-        await gw.ready();
+        await gw.ready(READY_TIMEOUT_MS);
         return gw;
       };
       const crashGateway = async (): Promise<number> => {

@@ -85,19 +85,24 @@ export class GatewayProcess {
   async ready(timeoutMs = 180_000): Promise<void> {
     let exited = false;
     void this.exited.then(() => (exited = true));
+    // While starting, /readyz says which step start-up is at and its last error: kept for the failure message.
+    let lastAnswer = 'none';
     await waitFor(
       async () => {
         if (exited) throw new Error(`${this.label} exited before it was ready:\n${this.logs.join('\n')}`);
         try {
           const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-          await res.arrayBuffer();
+          lastAnswer = `${res.status} ${await res.text()}`;
           return res.status === 200;
-        } catch {
+        } catch (err) {
+          lastAnswer = String(err);
           return false;
         }
       },
       { timeoutMs, intervalMs: 200, what: `${this.label} to answer /readyz with 200` },
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; last /readyz answer: ${lastAnswer}`);
+    });
   }
 
   /** Sends `signal` (if still running) and waits for the exit. */

@@ -6,52 +6,13 @@ import net from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { buildGateway, GatewayState, type GatewayDeps, type GatewayService } from '../../src/gateway/app.js';
-import { TopicCatalog, type TopicMetadataSource } from '../../src/gateway/topic-catalog.js';
+import { buildGateway, GatewayState } from '../../src/gateway/app.js';
+import { TopicCatalog } from '../../src/gateway/topic-catalog.js';
+import { memorySource, stubGateway, stubService } from '../support/gateway-stubs.js';
 import { requestFingerprint } from '../../src/gateway/fingerprint.js';
 import { TxGateError, PoolSaturatedError, AcquireTimeoutError, PoolClosedError, TransactionAbortedError, TransactionOutcomeUnknownError } from '../../src/errors.js';
-import type { OutgoingRecord } from '../../src/pool/producer-port.js';
 
-type SubmitArg = Parameters<GatewayService['submit']>[0];
-
-function stubService(behaviour?: (req: SubmitArg) => Promise<{ replayed?: boolean } | void>) {
-  const calls: SubmitArg[] = [];
-  let next = 0;
-  const service: GatewayService = {
-    async submit(req) {
-      calls.push(req);
-      const extra = (await behaviour?.(req)) ?? {};
-      return {
-        replayed: extra.replayed ?? false,
-        records: req.records.map((r: OutgoingRecord) => ({ topic: r.topic, partition: r.partition ?? 0, offset: String(next++) })),
-      };
-    },
-    stats: () => ({ pendingRequests: 0, openBatches: 0, transactions: 7, requests: 9, batchedRequests: 2, idempotencyKeys: 1 }),
-  };
-  return { service, calls };
-}
-
-function memorySource(topics: Record<string, number>, opts: { failing?: boolean } = {}) {
-  const asked: string[][] = [];
-  const source: TopicMetadataSource = {
-    async describe(names) {
-      asked.push(names);
-      if (opts.failing) throw new Error('broker down');
-      return new Map(names.map((n) => [n, topics[n] ?? null]));
-    },
-    async ping() {
-      if (opts.failing) throw new Error('broker down');
-    },
-    async close() {},
-  };
-  return { source, asked };
-}
-
-function gateway(over: Partial<GatewayDeps> = {}, topics: Record<string, number> = { orders: 3, audit: 1, 'txgate.idempotency': 1 }) {
-  const { service, calls } = stubService();
-  const deps: GatewayDeps = { service, topics: new TopicCatalog(memorySource(topics).source), ...over };
-  return { app: buildGateway(deps), calls };
-}
+const gateway = stubGateway;
 
 const post = (app: ReturnType<typeof buildGateway>, body: unknown, headers: Record<string, string> = {}) =>
   app.inject({

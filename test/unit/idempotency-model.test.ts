@@ -258,6 +258,10 @@ describe('idempotency claim protocol (model of Kafka: offsets, open transactions
     );
   });
 
+  it('and so with no outcome held in full (keys known by their index entry, records summarized without parsing)', () => {
+    fc.assert(safety(() => new IdempotencyView(1, {}, { recentOutcomes: { maxOutcomes: 0 } })), { numRuns: 5_000 });
+  });
+
   it('the model finds the double commit of the protocol that took a passed claim as resolved', () => {
     const result = fc.check(safety(() => new LegacyView(1)), { numRuns: 20_000, seed: 17 });
     assert.equal(result.failed, true, 'the model must be able to find the known bug');

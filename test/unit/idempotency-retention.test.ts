@@ -1,11 +1,9 @@
 // Retention of idempotency keys without a broker: the view forgets outcomes past the window (when
-// loading and by sweeping) but never the records whose transaction may still be open; the expiry
-// queue's order; the topic settings derived from the retention.
+// loading and by sweeping) but never the records whose transaction may still be open; the topic
+// settings derived from the retention.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import fc from 'fast-check';
-import { ExpiryQueue, type Expiry } from '../../src/gateway/idempotency/expiry-queue.js';
-import { encodeOutcome } from '../../src/gateway/idempotency/record-format.js';
+import { encodeClaim, encodeOutcome } from '../../src/gateway/idempotency/record-format.js';
 import { RETENTION_MARGIN_MS, topicRetentionConfig } from '../../src/gateway/idempotency/retention.js';
 import { IdempotencyStore } from '../../src/gateway/idempotency/store.js';
 import { IdempotencyView } from '../../src/gateway/idempotency/view.js';
@@ -33,7 +31,7 @@ describe('IdempotencyView retention', () => {
     view.applyCommitted(0, 0, 'old', encodeOutcome(committed('f-old', RETENTION)));
     view.applyCommitted(0, 1, 'recent', encodeOutcome(committed('f-recent', RETENTION - 1)));
     assert.equal(view.lookup('old'), undefined);
-    assert.equal(view.lookup('recent')?.fingerprint, 'f-recent');
+    assert.equal(view.lookup('recent')?.outcome?.fingerprint, 'f-recent');
     assert.equal(view.size, 1);
     assert.equal(view.skippedExpired, 1);
     assert.equal(view.position('committed', 0), 2);
@@ -52,7 +50,7 @@ describe('IdempotencyView retention', () => {
     const { view, clock } = viewAt();
     view.remember('k', committed('f', 0), 5);
     clock.now = T0 + RETENTION - 1;
-    assert.equal(view.lookup('k')?.fingerprint, 'f');
+    assert.equal(view.lookup('k')?.outcome?.fingerprint, 'f');
     assert.equal(view.sweep(), 0);
     clock.now = T0 + RETENTION;
     assert.equal(view.lookup('k'), undefined, 'expired: a request with the key runs as new');
@@ -80,23 +78,53 @@ describe('IdempotencyView retention', () => {
 
   it('a key run again after it expired keeps its new outcome when the old one is swept', () => {
     const { view, clock } = viewAt();
-    view.remember('k', committed('first', RETENTION - 100), 1);
-    clock.now = T0 + 100;
+    view.remember('k', committed('first', RETENTION - 1_000), 1);
+    clock.now = T0 + 1_000;
     assert.equal(view.lookup('k'), undefined);
     view.remember('k', { ...committed('second', 0), committedAt: new Date(clock.now).toISOString() }, 9);
     assert.equal(view.sweep(), 0, "the first outcome's expiry no longer applies");
-    assert.equal(view.lookup('k')?.fingerprint, 'second');
+    assert.equal(view.lookup('k')?.outcome?.fingerprint, 'second');
     assert.equal(view.lookup('k')?.offset, 9);
   });
 
-  it('remembering the same record twice (our commit, then the consumer reading it) queues it once', () => {
+  it('remembering the same record twice (our commit, then the consumer reading it) holds it once', () => {
     const { view, clock } = viewAt();
     view.remember('k', committed('f', 0), 3);
     view.applyCommitted(0, 3, 'k', encodeOutcome(committed('f', 0)));
-    assert.equal(view.queuedExpiries, 1);
+    assert.equal(view.size, 1);
+    assert.equal(view.cachedOutcomes, 1);
     clock.now = T0 + RETENTION;
     assert.equal(view.sweep(), 1);
-    assert.equal(view.queuedExpiries, 0);
+    assert.equal(view.size, 0);
+  });
+
+  it('an outcome committed within a second keeps its key that second at least (committedAt is held in whole seconds, rounded up)', () => {
+    const { view, clock } = viewAt();
+    view.remember('k', { ...committed('f', 0), committedAt: new Date(T0 + 1).toISOString() }, 1);
+    clock.now = T0 + 1 + RETENTION - 1;
+    assert.equal(view.lookup('k')?.offset, 1);
+    clock.now = T0 + 1000 + RETENTION - 1;
+    assert.equal(view.lookup('k')?.offset, 1, 'rounded up: answered up to a second longer, never shorter');
+    clock.now = T0 + 1000 + RETENTION;
+    assert.equal(view.lookup('k'), undefined);
+  });
+
+  it('loading (records summarized, not held in full) expires and sweeps the same way', () => {
+    const clock = { now: T0 };
+    // Loading ends at offset 1000 and nothing is held in full: every record below is only summarized.
+    const view = new IdempotencyView(1, { uncommitted: [1000] }, { retentionMs: RETENTION, now: () => clock.now, recentOutcomes: { maxOutcomes: 0 } });
+    view.applyCommitted(0, 0, 'old', encodeOutcome(committed('f-old', RETENTION)));
+    view.applyCommitted(0, 1, 'k', encodeClaim({ pending: true, fingerprint: 'f', claimedAt: new Date(T0 - 5_000).toISOString() }));
+    assert.equal(view.committedClaim('k'), 1, 'a committed claim holds the key until its outcome is read');
+    view.applyCommitted(0, 2, 'k', encodeOutcome(committed('f', 5_000)));
+    assert.equal(view.committedClaim('k'), undefined);
+    assert.deepEqual(view.lookup('k'), { offset: 2, outcome: undefined }, 'known by its offset only');
+    assert.equal(view.lookup('old'), undefined);
+    assert.equal(view.skippedExpired, 1);
+    clock.now = T0 + RETENTION - 5_000;
+    assert.equal(view.lookup('k'), undefined);
+    assert.equal(view.sweep(), 1);
+    assert.equal(view.size, 0);
   });
 
   it('never drops a record whose transaction may still be open, however old', () => {
@@ -121,32 +149,14 @@ describe('IdempotencyView retention', () => {
     view.applyCommitted(0, 0, 'foreign', Buffer.from(JSON.stringify({ fingerprint: 'f', records: [] })));
     clock.now = T0 + 100 * RETENTION;
     assert.equal(view.sweep(), 0);
-    assert.equal(view.lookup('foreign')?.fingerprint, 'f');
+    assert.equal(view.lookup('foreign')?.outcome?.fingerprint, 'f');
   });
 
   it('without a retention, nothing expires', () => {
     const view = new IdempotencyView(1);
     view.remember('k', committed('f', 10 * 365 * 24 * 3600_000), 0);
     assert.equal(view.sweep(), 0);
-    assert.equal(view.lookup('k')?.fingerprint, 'f');
-  });
-});
-
-describe('ExpiryQueue', () => {
-  it('gives back exactly the due entries, soonest first', () => {
-    fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 1000 }), { maxLength: 200 }), fc.integer({ min: -1, max: 1001 }), (ats, now) => {
-        const q = new ExpiryQueue();
-        ats.forEach((at, i) => q.push({ at, key: `k${i}`, offset: i }));
-        const due: Expiry[] = [];
-        for (let e = q.popDue(now); e; e = q.popDue(now)) due.push(e);
-        assert.deepEqual(
-          due.map((e) => e.at),
-          ats.filter((at) => at <= now).sort((a, b) => a - b),
-        );
-        assert.equal(q.size, ats.filter((at) => at > now).length);
-      }),
-    );
+    assert.equal(view.lookup('k')?.outcome?.fingerprint, 'f');
   });
 });
 

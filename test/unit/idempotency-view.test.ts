@@ -2,11 +2,12 @@
 // two consumers, and the claim protocol (over a fake transaction).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { AcquireAbortedError } from '../../src/errors.js';
 import { ParticipantRejection } from '../../src/gateway/group-commit.js';
 import { ClaimConflictError, KeyClaim } from '../../src/gateway/idempotency/key-claim.js';
 import { murmur2, partitionForKey } from '../../src/gateway/idempotency/partitioner.js';
-import { decodeOutcome, encodeOutcome } from '../../src/gateway/idempotency/record-format.js';
+import { decodeOutcome, decodeRecord, encodeClaim, encodeOutcome, summarizeRecord } from '../../src/gateway/idempotency/record-format.js';
 import { IdempotencyView } from '../../src/gateway/idempotency/view.js';
 import { IdempotencyUnavailableError } from '../../src/gateway/service-errors.js';
 import type { OutgoingRecord, RecordMetadata } from '../../src/pool/producer-port.js';
@@ -57,6 +58,54 @@ describe('idempotency record format', () => {
     assert.equal(decodeOutcome(Buffer.from('{"fingerprint":1}')), undefined);
     assert.equal(decodeOutcome(null), undefined);
   });
+
+  /** What loading needs, the slow way. */
+  const slowSummary = (value: Buffer) => {
+    const r = decodeRecord(value);
+    if (!r) return undefined;
+    return r.kind === 'claim' ? { kind: 'claim', at: Date.parse(r.claim.claimedAt) } : { kind: 'outcome', at: Date.parse(r.outcome.committedAt) };
+  };
+  const isoTime = fc.date({ min: new Date(Date.UTC(100, 0, 1)), max: new Date(Date.UTC(9999, 11, 31)), noInvalidDate: true }).map((d) => d.toISOString());
+  const fingerprint = fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), fc.string());
+  const recordMetadata = fc.record({ topic: fc.stringMatching(/^[a-zA-Z0-9._-]{1,20}$/), partition: fc.nat(100), offset: fc.bigInt({ min: 0n, max: 2n ** 62n }).map(String) });
+
+  it('summarizes what txgate writes without parsing, exactly as decoding would', () => {
+    fc.assert(
+      fc.property(fingerprint, fc.array(recordMetadata, { maxLength: 5 }), isoTime, (fp, records, at) => {
+        const outcome = encodeOutcome({ fingerprint: fp, records, committedAt: at });
+        assert.deepEqual(summarizeRecord(outcome), slowSummary(outcome));
+        assert.deepEqual(summarizeRecord(outcome), { kind: 'outcome', at: Date.parse(at) });
+        const claim = encodeClaim({ pending: true, fingerprint: fp, claimedAt: at });
+        assert.deepEqual(summarizeRecord(claim), { kind: 'claim', at: Date.parse(at) });
+      }),
+    );
+  });
+
+  it('summarizes anything else as decoding would: foreign values, other layouts, odd times', () => {
+    const cases = [
+      '{"fingerprint":"f","records":[],"committedAt":"2026-02-30T00:00:00.000Z"}',
+      '{"fingerprint":"f","records":[],"committedAt":"2028-02-29T23:59:59.999Z"}',
+      '{"fingerprint":"f","records":[],"committedAt":"2100-02-29T00:00:00.000Z"}',
+      '{"fingerprint":"f","records":[],"committedAt":"2026-04-31T00:00:00.000Z"}',
+      '{"fingerprint":"f","records":[],"committedAt":"2026-12-31T24:00:00.000Z"}',
+      '{"fingerprint":"f","records":[],"committedAt":"0099-01-01T00:00:00.000Z"}',
+      '{"fingerprint":"f","records":[],"committedAt":"2026-13-01T00:00:00.000Z"}',
+      '{"fingerprint":"f","records":[],"committedAt":"not a time at all, 24ch"}',
+      '{"fingerprint":"f","records":[],"pending":true,"x":[],"committedAt":"2026-01-01T00:00:00.000Z"}',
+      '{"fingerprint":"f\\"","records":[],"committedAt":"2026-01-01T00:00:00.000Z"}',
+      '{"fingerprint":"f","records":{},"committedAt":"2026-01-01T00:00:00.000Z"}',
+      '{"committedAt":"2026-01-01T00:00:00.000Z","fingerprint":"f","records":[]}',
+      '{"fingerprint":"f","records":[]}',
+      '{"pending":true,"fingerprint":"f","claimedAt":"2026-01-01T00:00:00.000Z","x":1}',
+      '{"pending":true,"fingerprint":"f","claimedAt":"later"}',
+      '{"pending":false,"fingerprint":"f","records":[],"claimedAt":"2026-01-01T00:00:00.000Z"}',
+      '{"fingerprint":1}',
+      'not json"}',
+      '',
+    ];
+    for (const text of cases) assert.deepEqual(summarizeRecord(Buffer.from(text)), slowSummary(Buffer.from(text)), text);
+    fc.assert(fc.property(fc.json(), (text) => assert.deepEqual(summarizeRecord(Buffer.from(text)), slowSummary(Buffer.from(text)))));
+  });
 });
 
 describe('IdempotencyView', () => {
@@ -65,9 +114,9 @@ describe('IdempotencyView', () => {
     view.applyCommitted(0, 0, 'k', Buffer.from(JSON.stringify({ pending: true, fingerprint: 'f', claimedAt: 'x' })));
     assert.equal(view.lookup('k'), undefined);
     view.applyCommitted(0, 1, 'k', encodeOutcome(outcome('f1')));
-    assert.equal(view.lookup('k')?.fingerprint, 'f1');
+    assert.equal(view.lookup('k')?.outcome?.fingerprint, 'f1');
     view.remember('k', outcome('older'), 0);
-    assert.equal(view.lookup('k')?.fingerprint, 'f1');
+    assert.equal(view.lookup('k')?.outcome?.fingerprint, 'f1');
     view.applyCommitted(0, 2, 'k', null);
     assert.equal(view.lookup('k'), undefined);
     assert.equal(view.position('committed', 0), 3);
@@ -180,7 +229,7 @@ describe('KeyClaim', () => {
     assert.deepEqual(decodeOutcome(tx.sent[1]!.value), { fingerprint: 'fp', records: data, committedAt: '2026-01-02T03:04:05.000Z' });
     assert.equal(view.lookup('k'), undefined);
     claim.committed();
-    assert.deepEqual(view.lookup('k'), { fingerprint: 'fp', records: data, committedAt: '2026-01-02T03:04:05.000Z', offset: 101 });
+    assert.deepEqual(view.lookup('k'), { offset: 101, outcome: { fingerprint: 'fp', records: data, committedAt: '2026-01-02T03:04:05.000Z' } });
     claim.release();
     claim.release();
     assert.deepEqual(released, ['k']);

@@ -36,9 +36,16 @@
  * an outcome could commit already expired, and a retry waiting for it would run again. The CLI
  * refuses a retention under 10 minutes or not above transaction.timeout.ms (config.ts).
  *
+ * Memory: every instance knows every retained key, so a key costs only an entry in a compact
+ * hash table (key-index.ts: a hash of the key, the offset of its outcome record, its committedAt;
+ * 28 bytes a slot, at most 3/4 of the slots used), and only the most recent outcomes are held
+ * in full
+ * (recent-outcomes.ts). Replaying an older key reads its outcome record back from the topic by
+ * offset (replay.ts, kafka-outcome-reader.ts).
+ *
  * This module is the Kafka side (admin, topic creation, the two tailing consumers) and the
- * decision for a key; partitioner.ts, record-format.ts, view.ts, expiry-queue.ts, retention.ts
- * and key-claim.ts hold the rest.
+ * decision for a key; partitioner.ts, record-format.ts, view.ts, key-index.ts, key-hash.ts,
+ * recent-outcomes.ts, replay.ts, retention.ts and key-claim.ts hold the rest.
  */
 import kafka from '@confluentinc/kafka-javascript';
 import type {
@@ -50,13 +57,17 @@ import type {
   Metadata,
 } from '@confluentinc/kafka-javascript';
 import { PoolClosedError } from '../../errors.js';
+import { retryStep, type StartContext } from '../startup.js';
 import {
   IdempotencyKeyInFlightError,
   IdempotencyUnavailableError,
 } from '../service-errors.js';
 import { decideKey } from './decision.js';
+import { KafkaOutcomeReader } from './kafka-outcome-reader.js';
 import { KeyClaim } from './key-claim.js';
+import type { OutcomeReader } from './outcome-reader.js';
 import { partitionForKey } from './partitioner.js';
+import { replayFromTopic } from './replay.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, topicRetentionConfig } from './retention.js';
 import type { CommittedOutcome } from './record-format.js';
 import { IdempotencyView, type Cursor } from './view.js';
@@ -87,6 +98,8 @@ export interface IdempotencyStoreOptions {
   retentionMs?: number;
   /** How often expired keys are freed from memory (default 1000; each sweep frees at most 5000). */
   sweepIntervalMs?: number;
+  /** Reads outcome records back by offset, to replay keys not held in full (default: a Kafka consumer, created on first use). */
+  outcomeReader?: OutcomeReader;
   logger?: Logger | undefined;
 }
 
@@ -109,6 +122,8 @@ export class IdempotencyStore {
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly logger: Logger;
   private readonly inFlight = new Map<string, KeyClaim | null>();
+  private reader: OutcomeReader | undefined;
+  private outcomeReads = 0;
   private admin: IAdminClient | undefined;
   private committedConsumer: RdKafkaConsumer | undefined;
   private uncommittedConsumer: RdKafkaConsumer | undefined;
@@ -128,44 +143,66 @@ export class IdempotencyStore {
     }
     this.sweepIntervalMs = opts.sweepIntervalMs ?? 1_000;
     this.logger = opts.logger ?? silentLogger;
+    this.reader = opts.outcomeReader;
   }
 
   get keys(): number {
     return this.view?.size ?? 0;
   }
 
+  /** Outcomes held in full, to replay without reading Kafka. */
+  get cachedOutcomes(): number {
+    return this.view?.cachedOutcomes ?? 0;
+  }
+
+  /** Reads of outcome records from Kafka, to replay keys not held in full. */
+  get outcomesRead(): number {
+    return this.outcomeReads;
+  }
+
   get inFlightKeys(): number {
     return this.inFlight.size;
   }
 
-  /** Ensures the topic and loads it to its end (read_committed), then keeps tailing it. */
-  async start(): Promise<void> {
+  /**
+   * Ensures the topic and loads it to its end (read_committed), then keeps tailing it. Every step
+   * that talks to Kafka is retried until the start-up deadline (ctx.deadline; by default
+   * startTimeoutMs from now), since a cluster that has just started, or a topic created a moment
+   * ago, fails requests for a while; ctx.signal (the gateway closing meanwhile) stops it.
+   */
+  async start(startContext: Partial<StartContext> = {}): Promise<void> {
     if (this.state !== 'new') throw new Error(`the idempotency store cannot start: it is ${this.state}`);
     this.state = 'starting';
+    const ctx: StartContext = { deadline: Date.now() + this.startTimeoutMs, logger: this.logger, ...startContext };
+    const closed = () => this.state === 'closed';
     try {
       this.admin = AdminClient.create({ ...this.kafka, 'client.id': 'txgate-idempotency-admin' } as never);
-      const committed = this.newConsumer('read_committed');
+      const { consumer: committed, metadata } = await connect(ctx, 'connecting to Kafka (idempotency consumer)', () => this.newConsumer('read_committed'), closed);
       this.committedConsumer = committed;
-      const metadata = await connect(committed, this.startTimeoutMs);
-      const created = await this.ensureTopic(metadata.brokers.length);
-      const partitions = await this.partitionCount(committed);
-      if (!created) await this.checkTopicRetention();
-      const stable = await this.listOffsets(partitions, 'committed');
+      const created = await this.ensureTopic(ctx, metadata.brokers.length);
+      const partitions = await this.partitionCount(ctx, committed);
+      if (!created) await this.checkTopicRetention(ctx);
+      const stable = await this.listOffsets(ctx, partitions, 'committed');
       const view = new IdempotencyView(partitions, { uncommitted: stable }, { retentionMs: this.retentionMs });
       this.view = view;
 
-      const uncommitted = this.newConsumer('read_uncommitted');
+      const { consumer: uncommitted } = await connect(ctx, 'connecting to Kafka (pending-claims consumer)', () => this.newConsumer('read_uncommitted'), closed);
       this.uncommittedConsumer = uncommitted;
-      await connect(uncommitted, this.startTimeoutMs);
       uncommitted.assign(stable.map((offset, partition) => ({ topic: this.topic, partition, offset })));
       this.tail(uncommitted, 'uncommitted', (m) => view.applyUncommitted(m.partition, m.offset, keyOf(m)));
 
       committed.assign(stable.map((_, partition) => ({ topic: this.topic, partition, offset: -2 /* beginning */ })));
       this.tail(committed, 'committed', (m) => view.applyCommitted(m.partition, m.offset, keyOf(m), m.value));
 
+      // Not retried as a whole: the tailing consumer retries its own reads meanwhile.
+      ctx.progress?.step(`loading the idempotency keys of ${this.topic}`);
       await Promise.all(
         stable.map((target, partition) =>
-          view.waitFor('committed', partition, target, { timeoutMs: this.startTimeoutMs, what: `loading ${this.topic}` }),
+          view.waitFor('committed', partition, target, {
+            timeoutMs: Math.max(1_000, ctx.deadline - Date.now()),
+            signal: ctx.signal,
+            what: `loading ${this.topic}`,
+          }),
         ),
       );
       this.state = 'started';
@@ -231,7 +268,7 @@ export class IdempotencyStore {
     this.view?.failWaiters(new PoolClosedError('the idempotency store is closed'));
     // A consume call in progress returns within its timeout; disconnecting under it is unsafe.
     await Promise.all(this.loops);
-    await Promise.all([disconnect(this.committedConsumer), disconnect(this.uncommittedConsumer)]);
+    await Promise.all([disconnect(this.committedConsumer), disconnect(this.uncommittedConsumer), this.reader?.close()]);
     this.admin?.disconnect();
   }
 
@@ -246,7 +283,16 @@ export class IdempotencyStore {
     const deadline = Date.now() + this.catchUpTimeoutMs;
     for (;;) {
       const step = decideKey(view, key, fingerprint, partition);
-      if (step.kind === 'replay') return step.outcome;
+      if (step.kind === 'replay') {
+        if (step.outcome) return step.outcome;
+        this.outcomeReads++;
+        const read = await replayFromTopic(view, this.outcomeReader(), { key, fingerprint, partition, offset: step.offset }, {
+          timeoutMs: deadline - Date.now(),
+          signal,
+        });
+        if (read === 'decide-again') continue;
+        return read;
+      }
       if (step.kind === 'run') return step.horizon;
       await view.waitFor('committed', partition, step.target, {
         timeoutMs: deadline - Date.now(),
@@ -254,6 +300,12 @@ export class IdempotencyStore {
         what: 'another transaction holding this idempotency key',
       });
     }
+  }
+
+  private outcomeReader(): OutcomeReader {
+    if (this.state === 'closed') throw new PoolClosedError('the idempotency store is closed');
+    this.reader ??= new KafkaOutcomeReader({ kafka: this.kafka, topic: this.topic, logger: this.logger });
+    return this.reader;
   }
 
   private requireStarted(): IdempotencyView {
@@ -275,6 +327,12 @@ export class IdempotencyStore {
         // An idle partition's end (which is how we pass a trailing commit marker) is noticed
         // one empty fetch later; keep that short.
         'fetch.wait.max.ms': 100,
+        // Loading at start reads the whole topic, faster than JavaScript takes the records: once
+        // the client's queue is full, it fetches again only after fetch.queue.backoff.ms (1 s by
+        // default), and meanwhile the queue runs dry; that halved the loading speed. Bigger
+        // fetches help a little more.
+        'fetch.queue.backoff.ms': 10,
+        'max.partition.fetch.bytes': 8 * 1024 * 1024,
       } as never,
       { 'auto.offset.reset': 'earliest' },
     );
@@ -323,30 +381,37 @@ export class IdempotencyStore {
   }
 
   /** Creates the topic if it is missing; true if this call created it. */
-  private async ensureTopic(brokers: number): Promise<boolean> {
+  private async ensureTopic(ctx: StartContext, brokers: number): Promise<boolean> {
     const admin = this.admin!;
-    const topics = await new Promise<string[]>((resolve, reject) =>
-      admin.listTopics({ timeout: this.startTimeoutMs }, (err, list) => (err ? reject(err) : resolve(list))),
-    );
-    if (topics.includes(this.topic)) return false;
     const replication = Math.max(1, Math.min(3, brokers));
-    await new Promise<void>((resolve, reject) =>
-      admin.createTopic(
-        {
-          topic: this.topic,
-          num_partitions: this.createPartitions,
-          replication_factor: replication,
-          config: topicRetentionConfig(this.retentionMs),
-        },
-        this.startTimeoutMs,
-        (err) => (err && err.code !== 36 /* TOPIC_ALREADY_EXISTS: another instance won */ ? reject(err) : resolve()),
-      ),
-    );
-    this.logger.info(
-      { topic: this.topic, partitions: this.createPartitions, replication, config: topicRetentionConfig(this.retentionMs) },
-      'created the idempotency topic',
-    );
-    return true;
+    const created = await retryStep(ctx, `creating the idempotency topic ${this.topic}`, async (timeoutMs) => {
+      if (this.state === 'closed') throw closedWhileStarting();
+      const topics = await new Promise<string[]>((resolve, reject) =>
+        admin.listTopics({ timeout: timeoutMs }, (err, list) => (err ? reject(err) : resolve(list))),
+      );
+      if (topics.includes(this.topic)) return false;
+      // A timed-out create may have created the topic: the next attempt lists it first.
+      await new Promise<void>((resolve, reject) =>
+        admin.createTopic(
+          {
+            topic: this.topic,
+            num_partitions: this.createPartitions,
+            replication_factor: replication,
+            config: topicRetentionConfig(this.retentionMs),
+          },
+          timeoutMs,
+          (err) => (err && err.code !== 36 /* TOPIC_ALREADY_EXISTS: another instance won */ ? reject(err) : resolve()),
+        ),
+      );
+      return true;
+    });
+    if (created) {
+      this.logger.info(
+        { topic: this.topic, partitions: this.createPartitions, replication, config: topicRetentionConfig(this.retentionMs) },
+        'created the idempotency topic',
+      );
+    }
+    return created;
   }
 
   /**
@@ -357,18 +422,36 @@ export class IdempotencyStore {
    * POLICY_VIOLATION exactly when cleanup.policy lacks "delete". Changing the topic is left to the
    * operator: the warning names the command. (It cannot see a retention.ms too short for ours.)
    */
-  private async checkTopicRetention(): Promise<void> {
+  private async checkTopicRetention(ctx: StartContext): Promise<void> {
     const admin = this.admin!;
     let code: number | undefined;
     try {
-      const [result] = await new Promise<DeleteRecordsResult[]>((resolve, reject) =>
-        admin.deleteRecords([{ topic: this.topic, partition: 0, offset: 0 }], { timeout: this.startTimeoutMs }, (err, res) =>
-          err ? reject(err) : resolve(res),
-        ),
+      // Only advice: errors of a topic still spreading are retried, but for 30 s at most.
+      code = await retryStep(
+        { ...ctx, deadline: Math.min(ctx.deadline, Date.now() + 30_000) },
+        `checking the retention of the idempotency topic ${this.topic}`,
+        async (timeoutMs) => {
+          if (this.state === 'closed') throw closedWhileStarting();
+          try {
+            const [result] = await new Promise<DeleteRecordsResult[]>((resolve, reject) =>
+              admin.deleteRecords([{ topic: this.topic, partition: 0, offset: 0 }], { timeout: timeoutMs }, (err, res) =>
+                err ? reject(err) : resolve(res),
+              ),
+            );
+            if (result?.error) throw result.error;
+            return 0;
+          } catch (err) {
+            // The answer sought, not a failure.
+            if ((err as Partial<LibrdKafkaError>).code === 44 /* POLICY_VIOLATION */) return 44;
+            throw err;
+          }
+        },
+        { beforeRetry: () => refreshMetadata(admin) },
       );
-      code = result?.error?.code;
     } catch (err) {
-      code = (err as Partial<LibrdKafkaError>).code ?? -1;
+      if (ctx.signal?.aborted || err instanceof PoolClosedError) throw err;
+      const last = (err as { lastError?: Partial<LibrdKafkaError> }).lastError;
+      code = last?.code ?? -1;
     }
     if (code === undefined || code === 0) return;
     const config = topicRetentionConfig(this.retentionMs);
@@ -382,6 +465,14 @@ export class IdempotencyStore {
           `every idempotency key forever and each start reads them all; this gateway forgets keys after ${this.retentionMs} ms ` +
           `regardless. To let the broker delete them too, run (with --command-config for TLS/SASL): ${command}`,
       );
+    } else if (code === 29 /* TOPIC_AUTHORIZATION_FAILED */) {
+      // The probe is a DeleteRecords: without the DELETE permission it cannot look. Not needed otherwise.
+      this.logger.warn(
+        { topic: this.topic, code, command },
+        `could not check the retention of the idempotency topic ${this.topic}: this gateway's principal lacks the DELETE ` +
+          `permission on it (only this check uses it; the gateway runs without it). Make sure the topic has ` +
+          `cleanup.policy=compact,delete and retention.ms of at least ${config['retention.ms']}, e.g.: ${command}`,
+      );
     } else {
       this.logger.info(
         { topic: this.topic, code, command },
@@ -391,59 +482,62 @@ export class IdempotencyStore {
     }
   }
 
-  /** The topic's partition count, once its metadata has propagated. */
-  private async partitionCount(consumer: RdKafkaConsumer): Promise<number> {
-    const deadline = Date.now() + this.startTimeoutMs;
-    for (;;) {
-      const md = await new Promise<Metadata>((resolve, reject) =>
-        consumer.getMetadata({ topic: this.topic, timeout: 5_000 }, (err, data) => (err ? reject(err) : resolve(data))),
-      );
-      const t = md.topics.find((x) => x.name === this.topic);
-      const n = t?.partitions.length ?? 0;
-      if (n > 0 && t!.partitions.every((p) => p.leader >= 0)) return n;
-      if (Date.now() > deadline) throw new IdempotencyUnavailableError(`the idempotency topic ${this.topic} has no partitions with a leader`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+  /** The topic's partition count, once its metadata has propagated and every partition has a leader. */
+  private async partitionCount(ctx: StartContext, consumer: RdKafkaConsumer): Promise<number> {
+    return retryStep(
+      ctx,
+      `waiting for the partition leaders of the idempotency topic ${this.topic}`,
+      async (timeoutMs) => {
+        if (this.state === 'closed') throw closedWhileStarting();
+        const md = await new Promise<Metadata>((resolve, reject) =>
+          consumer.getMetadata({ topic: this.topic, timeout: Math.min(timeoutMs, 5_000) }, (err, data) => (err ? reject(err) : resolve(data))),
+        );
+        const t = md.topics.find((x) => x.name === this.topic);
+        const n = t?.partitions.length ?? 0;
+        if (n > 0 && t!.partitions.every((p) => p.leader >= 0)) return n;
+        throw new IdempotencyUnavailableError(
+          n === 0 ? `the broker does not know the idempotency topic ${this.topic} yet` : `the idempotency topic ${this.topic} has partitions without a leader`,
+        );
+      },
+      { initialBackoffMs: 200, maxBackoffMs: 1_000 },
+    );
   }
 
   /**
-   * The partitions' end offsets. Retried until the start deadline: librdkafka's ListOffsets looks
-   * the leaders up in one metadata query and takes a topic that broker has not heard of yet as
-   * non-existent (-156 _NOENT), which on a multi-broker cluster happens to a topic created a
-   * moment ago (seen 3 times in 60 fresh starts on 3 brokers).
+   * The partitions' end offsets. librdkafka's ListOffsets looks the leaders up in the admin
+   * client's metadata cache; when the broker that answered its first lookup had not heard of a
+   * topic created a moment ago, the topic is cached as unknown, and every later ListOffsets fails
+   * at once with -156 _NOENT ("Local: No such entry") without asking a broker again (measured on 3
+   * brokers: about 1 fresh topic in 15, still failing 150 s later). So each retry first refreshes
+   * the client's metadata with a full metadata request, whose answer replaces that entry once the
+   * answering broker knows the topic.
    */
-  private async listOffsets(partitions: number, isolation: 'committed' | 'uncommitted'): Promise<number[]> {
+  private async listOffsets(ctx: StartContext, partitions: number, isolation: 'committed' | 'uncommitted'): Promise<number[]> {
     const admin = this.admin!;
-    const started = Date.now();
-    const deadline = started + this.startTimeoutMs;
-    let warned = false;
-    for (;;) {
-      try {
+    return retryStep(
+      ctx,
+      `listing the end offsets of the idempotency topic ${this.topic}`,
+      async (timeoutMs) => {
+        if (this.state === 'closed') throw closedWhileStarting();
         const result = await new Promise<Array<{ partition: number; offset: number; error?: unknown }>>((resolve, reject) =>
           admin.listOffsets(
             Array.from({ length: partitions }, (_, partition) => ({ topic: this.topic, partition, offset: OffsetSpec.LATEST })),
             {
-              timeout: Math.max(1_000, Math.min(10_000, deadline - Date.now())),
+              timeout: timeoutMs,
               isolationLevel: isolation === 'committed' ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
             },
             (err, res) => (err ? reject(err) : resolve(res)),
           ),
         );
+        // A partition's error (its leader has not loaded it yet) is retried, never read as an offset.
         const failed = result.find((r) => r.error);
         if (failed) throw failed.error;
         const offsets = Array.from({ length: partitions }, () => 0);
         for (const r of result) offsets[r.partition] = Number(r.offset);
         return offsets;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        // A new topic's first second or so is expected; only a longer wait is worth a warning.
-        if (!warned && Date.now() - started > 5_000) {
-          warned = true;
-          this.logger.warn({ err: String(err), topic: this.topic }, 'listing the idempotency topic offsets keeps failing; retrying');
-        }
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
+      },
+      { beforeRetry: () => refreshMetadata(admin) },
+    );
   }
 }
 
@@ -453,10 +547,38 @@ function keyOf(m: Message): string | undefined {
   return Buffer.isBuffer(k) ? k.toString('utf8') : String(k);
 }
 
-function connect(consumer: RdKafkaConsumer, timeoutMs: number): Promise<Metadata> {
-  return new Promise<Metadata>((resolve, reject) =>
-    consumer.connect({ timeout: timeoutMs }, (err, md) => (err ? reject(err) : resolve(md))),
-  );
+/**
+ * Connects a new consumer per attempt (a client whose connect failed is not reused) until the
+ * start-up deadline. One that connects after close() ran is disconnected here: close() could not
+ * see it.
+ */
+async function connect(
+  ctx: StartContext,
+  step: string,
+  make: () => RdKafkaConsumer,
+  closed: () => boolean,
+): Promise<{ consumer: RdKafkaConsumer; metadata: Metadata }> {
+  return retryStep(ctx, step, async (timeoutMs) => {
+    if (closed()) throw closedWhileStarting();
+    const consumer = make();
+    const metadata = await new Promise<Metadata>((resolve, reject) =>
+      consumer.connect({ timeout: timeoutMs }, (err, md) => (err ? reject(err) : resolve(md))),
+    );
+    if (closed()) {
+      await disconnect(consumer);
+      throw closedWhileStarting();
+    }
+    return { consumer, metadata };
+  });
+}
+
+function closedWhileStarting(): PoolClosedError {
+  return new PoolClosedError('the idempotency store was closed while starting');
+}
+
+/** A full metadata request: its answer replaces what the client cached about every topic. */
+function refreshMetadata(admin: IAdminClient): Promise<void> {
+  return new Promise<void>((resolve, reject) => admin.listTopics({ timeout: 5_000 }, (err) => (err ? reject(err) : resolve())));
 }
 
 function disconnect(consumer: RdKafkaConsumer | undefined): Promise<void> {
