@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import Fastify, {
   LogController,
@@ -138,8 +138,6 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const openapi = buildOpenApiDocument({ version: deps.version ?? '0.0.0', limits, authEnabled: auth.enabled });
 
   let log: FastifyInstance['log'] | undefined;
-  // Connections answered with "Connection: close": a request pipelined behind that answer is not served.
-  const closing = new WeakSet<Socket>();
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: limits.maxBodyBytes,
@@ -156,6 +154,12 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     },
     // Requests Node's parser refuses (malformed, headers too large, too slow) never reach a route.
     clientErrorHandler: (error, socket) => answerClientError(error, socket, limits, log),
+    // Fastify's own refusals before routing (a URL with an invalid %-escape) are bare JSON otherwise.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id);
+      const detail = error.code === 'FST_ERR_BAD_URL' ? 'the URL has an invalid %-escape' : `the request was refused before routing (${error.code})`;
+      sendProblem(reply, new HttpProblem('TXGATE_INVALID_REQUEST', detail), request);
+    },
     genReqId: () => randomUUID(),
     // Per-request lines are ours (onResponse below): debug for successes, info for refusals.
     logController: new LogController({ disableRequestLogging: true }),
@@ -196,17 +200,26 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
 
   // Node answers an Expect other than 100-continue with a bare 417; RFC 9110 lets a server ignore it.
   app.server.on('checkExpectation', (req: IncomingMessage, res) => app.server.emit('request', req, res));
+  // A CONNECT never reaches a route either: Node would drop the connection without an answer.
+  app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    log?.info({ code: 'TXGATE_INVALID_REQUEST', reason: 'CONNECT' }, 'request refused');
+    answerOnSocket(socket, new HttpProblem('TXGATE_INVALID_REQUEST', 'CONNECT is not supported: the gateway is not a proxy'), limits.lingerMs);
+  });
 
   app.addHook('onRequest', async (request, reply) => {
-    if (closing.has(request.raw.socket)) {
-      // Pipelined behind a response that closed the connection: not served (RFC 9112, 9.6).
+    // Node starts every request of a pipeline at once. A request waits for the answers ahead of
+    // it instead (RFC 9112, 9.3.2: only safe methods may run in parallel), and behind an answer
+    // that closes the connection, or once the client is gone, it is not served at all (9.6).
+    const socket = request.raw.socket;
+    await answersAhead(socket, reply.raw);
+    if (socket.destroyed || socket.writableEnded) {
       reply.hijack();
-      request.raw.socket.destroy();
       return;
     }
     reply.header('x-request-id', request.id);
-    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
-      throw new HttpProblem('TXGATE_INVALID_REQUEST', 'an HTTP/1.1 request needs a Host header');
+    // RFC 9112, 3.2: an HTTP/1.1 request has exactly one Host (Node keeps the first of several).
+    if (request.raw.httpVersion === '1.1' && hostHeaders(request.raw.rawHeaders) !== 1) {
+      throw new HttpProblem('TXGATE_INVALID_REQUEST', 'an HTTP/1.1 request needs exactly one Host header');
     }
     if (state.draining && request.url.startsWith('/v1/')) {
       throw new HttpProblem('TXGATE_SHUTTING_DOWN', 'the gateway is shutting down and takes no new transactions; retry against another instance or after the Retry-After delay', {
@@ -224,13 +237,15 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   });
 
   app.addHook('onSend', async (request, reply) => {
-    // Answered before the whole body arrived (413 by Content-Length, 401, 404...): the rest of the
-    // body would be parsed as the next request, so this connection ends after the response.
-    if (!request.raw.complete) reply.header('connection', 'close');
-    if (String(reply.getHeader('connection')).toLowerCase() === 'close') {
-      closing.add(request.raw.socket);
-      lingerBeforeClosing(request.raw.socket, request.raw, limits.lingerMs);
-    }
+    // Answered before the whole body arrived (413 by Content-Length, 401, 415...). Node reads and
+    // discards the rest to keep the connection: fine for a body within the limit, but a larger or
+    // unbounded (chunked) one is not worth reading; that connection ends after the response.
+    if (request.raw.complete) return;
+    const declared = Number(request.headers['content-length']);
+    if (!(declared <= limits.maxBodyBytes)) reply.header('connection', 'close');
+    // Whatever closes the connection after this response (that header, the client's own
+    // "Connection: close", HTTP/1.0, shutdown), the rest of the body must not be left unread.
+    lingerBeforeClosing(request.raw.socket, request.raw, limits.lingerMs);
   });
 
   app.addHook('onResponse', async (request, reply) => {
@@ -423,6 +438,32 @@ function pathOf(url: string): string {
   return q < 0 ? url : url.slice(0, q);
 }
 
+/**
+ * Resolves once no response queued before `own` is left on the connection. `_httpMessage` is the
+ * response the socket is writing now; Node's own server code keeps it there for that purpose.
+ */
+async function answersAhead(socket: Socket, own: ServerResponse): Promise<void> {
+  for (;;) {
+    const ahead = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!ahead || ahead === own || socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        ahead.off('close', done);
+        socket.off('close', done);
+        resolve();
+      };
+      ahead.once('close', done);
+      socket.once('close', done);
+    });
+  }
+}
+
+function hostHeaders(rawHeaders: string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
+
 /** How often Node looks for connections past headersTimeoutMs/requestTimeoutMs (its default, 30 s, would add up to 30 s). */
 function checkingInterval(limits: GatewayLimits): number {
   return Math.max(10, Math.min(1_000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4)));
@@ -436,7 +477,8 @@ function checkingInterval(limits: GatewayLimits): number {
  * client closes), and cut the connection after lingerMs at the latest.
  */
 function lingerBeforeClosing(socket: Socket, request: IncomingMessage, lingerMs: number): void {
-  // Node calls destroySoon() once a "Connection: close" response has been written.
+  // Node calls destroySoon() once a response that ends the connection has been written; on a
+  // connection kept alive it is never called, and the next such request installs its own.
   socket.destroySoon = function lingeringDestroySoon(this: Socket) {
     if (request.complete) return Socket.prototype.destroySoon.call(this);
     this.end();
@@ -484,14 +526,21 @@ function answerClientError(error: ConnectionError, socket: Socket, limits: Gatew
     socket.destroy();
     return;
   }
+  answerOnSocket(socket, problem, limits.lingerMs);
+}
+
+/** Writes a problem response straight to a socket no route answers on, then closes it after a linger. */
+function answerOnSocket(socket: Socket, problem: HttpProblem, lingerMs: number): void {
   const id = randomUUID();
   const body = JSON.stringify(problem.toDocument(`urn:uuid:${id}`));
   socket.end(
     `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? ''}\r\n` +
       `content-type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${id}\r\nconnection: close\r\n\r\n${body}`,
   );
-  // What the client still sends goes to the failed parser, which discards it; cut after lingerMs.
-  const timer = setTimeout(() => socket.destroy(), limits.lingerMs).unref();
+  // Whatever the client still sends is read and dropped (by the failed parser, or here once no
+  // parser is attached), so that closing does not reset the answer away; cut after lingerMs.
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), lingerMs).unref();
   socket.once('close', () => clearTimeout(timer));
 }
 
@@ -503,8 +552,11 @@ class InexactNumber {
   ) {}
 }
 
-/** A number with at most 15 significant digits and a small exponent is exact as a double; only others need a look. */
-const MAYBE_INEXACT = /\d{16}|\d[eE]/;
+/**
+ * A number written with at most 15 digits and no exponent is exact as a double: only numbers
+ * (after ":", "[" or ",") that are longer or have an exponent need a look. Not base64 text, say.
+ */
+const MAYBE_INEXACT = /[:,[]\s*-?(?:\d[\d.]{15}|[\d.]+[eE])/;
 
 /**
  * The numbers in a JSON body that a double cannot hold (12345678901234567890, 1e400, 1e-400):

@@ -115,3 +115,15 @@ test('idempotency retention: 24 h by default, from the flag or the environment, 
   assert.equal(parse(['--brokers', 'k:1', '--idempotency-retention-ms', '900001', '--kafka-prop', 'transaction.timeout.ms=900000']).idempotencyRetentionMs, 900_001);
   assert.throws(() => resolveGatewayConfig({ brokers: 'k:1', idempotencyRetentionMs: 60_000 }), ConfigurationError);
 });
+
+test('HTTP timeouts: defaults, flags and variables; the headers timeout may not exceed the request timeout', () => {
+  const d = parse(['--brokers', 'k:1']).limits;
+  assert.equal(d.headersTimeoutMs, 10_000);
+  assert.equal(d.requestTimeoutMs, 30_000);
+  assert.equal(d.lingerMs, 5_000);
+  const c = parse(['--brokers', 'k:1', '--request-timeout-ms', '60000'], { TXGATE_HEADERS_TIMEOUT_MS: '5000' }).limits;
+  assert.equal(c.headersTimeoutMs, 5_000);
+  assert.equal(c.requestTimeoutMs, 60_000);
+  assert.throws(() => parse(['--brokers', 'k:1', '--headers-timeout-ms', '40000']), (e: unknown) => e instanceof ConfigurationError && /--headers-timeout-ms \(40000\) is above --request-timeout-ms \(30000\)/.test(e.message));
+  assert.throws(() => parse(['--brokers', 'k:1', '--request-timeout-ms', '10']), /expected an integer from 1000/);
+});

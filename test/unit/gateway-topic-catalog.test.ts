@@ -72,3 +72,22 @@ test('failures surface as TopicMetadataError and are not cached', async () => {
   fail = false;
   assert.equal((await catalog.lookup(new Map([['a', -1]]))).get('a'), 1);
 });
+
+test('names that do not exist are remembered up to maxMissing (oldest first): clients cannot grow the cache without bound', async () => {
+  const now = 0;
+  const src = source(new Map([['real', 1]]));
+  const catalog = new TopicCatalog(src, { negativeTtlMs: 60_000, maxMissing: 2, now: () => now });
+  const ask = (...names: string[]) => catalog.lookup(new Map(names.map((n) => [n, -1])));
+  await ask('real', 'x1', 'x2');
+  await ask('x1', 'x2', 'real');
+  assert.equal(src.calls.length, 1, 'both absences and the topic are cached');
+  // A third missing name pushes out the oldest; the topic that exists is not counted.
+  await ask('x3');
+  await ask('x2', 'x3', 'real');
+  assert.equal(src.calls.length, 2);
+  await ask('x1');
+  assert.deepEqual(src.calls.at(-1), ['x1'], 'x1 was forgotten and asked again');
+  // A name that turns out to exist leaves the missing list.
+  await ask('x2', 'x3');
+  assert.equal(src.calls.length, 4, 'x2 went when x1 came back');
+});
