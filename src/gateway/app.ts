@@ -26,6 +26,7 @@ import { IDEMPOTENCY_KEY_HEADER, parseIdempotencyKey, scopeIdempotencyKey } from
 import { registerHttpMetrics, registerServiceMetrics, type ServiceStats } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { HttpProblem, PROBLEM_CONTENT_TYPE, type FieldError } from './problems.js';
+import { registerProblemPages } from './problem-pages.js';
 import { checkTopicsExist, DEFAULT_RECORD_LIMITS, jsonDepth, MAX_VALUE_DEPTH, prepareRecords, type RecordLimits } from './records.js';
 import { TransactionCommittedSchema, TransactionRequestSchema, type TransactionCommitted, type TransactionRequest } from './schemas.js';
 import type { StartupStatus } from './startup.js';
@@ -280,6 +281,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     '/readyz': 'GET, HEAD',
     '/metrics': 'GET, HEAD',
     '/openapi.json': 'GET, HEAD',
+    '/problems': 'GET, HEAD',
   };
   app.setNotFoundHandler((request, reply) => {
     const path = pathOf(request.url);
@@ -289,6 +291,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
       : new HttpProblem('TXGATE_NOT_FOUND', `there is no ${request.method} ${path}; the API is described at GET /openapi.json`);
     return sendProblem(reply, problem, request);
   });
+
+  registerProblemPages(app);
 
   app.post<{ Body: TransactionRequest }>(
     '/v1/transactions',

@@ -1,10 +1,14 @@
 /**
  * RFC 9457 problem details. Every error the gateway sends is one of the problems below: each has
  * a stable `type` URI and `code` (clients branch on those, never on `detail`), and the HTTP
- * status it always comes with. docs/http-api.md lists the same table.
+ * status it always comes with. The README's error table lists the same.
  */
 
-export const PROBLEM_TYPE_BASE = 'https://txgate.dev/problems/';
+/**
+ * A relative reference, resolved against the request's URL (RFC 9457 allows it): each type is a
+ * page the gateway itself serves (problem-pages.ts), so it resolves wherever the gateway runs.
+ */
+export const PROBLEM_TYPE_BASE = '/problems/';
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 interface ProblemKind {

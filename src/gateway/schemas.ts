@@ -78,7 +78,7 @@ export const FieldErrorSchema = Type.Object({
 
 export const ProblemSchema = Type.Object(
   {
-    type: Type.String({ format: 'uri', description: 'Stable URI identifying the problem type.' }),
+    type: Type.String({ format: 'uri-reference', description: 'Stable URI reference identifying the problem type: a page the gateway serves (/problems/<slug>), relative to the request URL.' }),
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.String({ description: 'What happened and what to do about it.' }),
