@@ -320,9 +320,15 @@ export class GroupCommitter {
     // commits nothing, and counts no abort).
     if (items.length === 0) return [];
 
-    // Participants first, so that their records (the idempotency claims) lead the transaction.
+    // Participants first, so that their records (the idempotency claims) lead the transaction,
+    // and their checks done before any data goes out: a claim check waits for a consumer round
+    // trip, and data sent meanwhile would hold the last stable offset of the user's partitions
+    // (stalling their read_committed readers) for that long. A batch a claim check rejects then
+    // aborts having written no data at all.
     const begun = items.map((item) => settle(callHook(() => item.req.participant?.begin?.(tx))));
-    const sent = items.map((item) => item.req.records.map((record) => settle(sendOne(tx, record))));
+    if (items.some((item) => item.req.participant?.begin)) await this.settleAll(begun);
+    const rejected = begun.some((s) => s.outcome?.ok === false);
+    const sent = items.map((item) => (rejected ? [] : item.req.records.map((record) => settle(sendOne(tx, record)))));
     const all = [...begun, ...sent.flat()];
 
     await this.settleAll(all);

@@ -60,7 +60,7 @@ function assertProblem(reply: Reply, status: number, code: string) {
   assert.match(reply.headers.get('content-type') ?? '', /^application\/problem\+json/);
   assert.equal(reply.body.code, code);
   assert.equal(reply.body.status, status);
-  assert.match(reply.body.type, /^https:\/\/txgate\.dev\/problems\//);
+  assert.match(reply.body.type, /^\/problems\/[a-z-]+$/);
   return reply.body;
 }
 
