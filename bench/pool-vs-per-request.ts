@@ -8,14 +8,13 @@
  *   TXGATE_BROKERS=host:9092 npm run bench        # or uses yours
  *   BENCH_TRANSACTIONS=2000 BENCH_CONCURRENCY=64 BENCH_POOL_SIZE=8 BENCH_RECORDS=2 npm run bench
  */
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TransactionalProducerPool, createConfluentProducerFactory } from '../src/index.js';
-import { ConfluentTransactionalProducer } from '../src/kafka/confluent-producer.js';
 import { LocalKafka, ensureTopics } from '../src/local-kafka/index.js';
 import { runLauncher } from '../src/local-kafka/launcher.js';
+import { seedTransaction } from './lib/work.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const TRANSACTIONS = env('BENCH_TRANSACTIONS', 2000);
@@ -117,17 +116,7 @@ async function main(): Promise<void> {
     const perRequest = await drive(
       'producer per request',
       PER_REQUEST_TRANSACTIONS,
-      async (i) => {
-        const producer = new ConfluentTransactionalProducer(`${perRequestPrefix}-${randomUUID()}`, { 'bootstrap.servers': bootstrap });
-        try {
-          await producer.init(30_000);
-          await producer.begin();
-          await Promise.all(records(i).map((r) => producer.send(r)));
-          await producer.commit(30_000);
-        } finally {
-          await producer.close(5_000);
-        }
-      },
+      (i) => seedTransaction(bootstrap, perRequestPrefix, records(i)),
       () => countIds(perRequestPrefix),
     );
     console.log(report(perRequest));

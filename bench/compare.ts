@@ -1,0 +1,653 @@
+/**
+ * txgate against what users would pick instead, in one run on one local broker:
+ *
+ *   seed (HTTP, library)  a transactional producer with a random UUID transactional.id per request
+ *   shared (HTTP)         one transactional producer used by all requests at once
+ *   pool (library)        TransactionalProducerPool at several sizes
+ *   gateway (HTTP)        `txgate serve`: group commit, with Idempotency-Keys, group commit off
+ *   java                  Apache Kafka's Java client: N transactional producers looping begin/send/commit
+ *   strimzi bridge (HTTP) only when STRIMZI_BRIDGE_HOME points at a built bridge
+ *   HTTP ceiling          Fastify validating the same body and answering 200 without Kafka
+ *
+ * Every process under test runs on its own, fresh for each point (so its VmHWM is that point's
+ * peak RSS), and autocannon runs in another process. Modes alternate within each load point, in
+ * a rotating order, so drift of a shared machine hits all of them alike. Results go to
+ * bench/results/<profile>.{json,md} and <profile>-*.svg.
+ *
+ *   npm run bench                  # default profile
+ *   npm run bench -- --quick       # 16 and 256 connections, 1 record per request, pool sizes 1 and 8
+ *   npm run bench -- --full        # 1..512 connections, 1/10/100 records, pool sizes 1..32
+ *   TXGATE_BROKERS=host:9092 npm run bench -- --quick   # use your broker instead of a local one
+ */
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalKafka, ensureTopics, fetchKafkaJars } from '../src/local-kafka/index.js';
+import { GatewayProcess, freePort } from '../test/support/gateway-process.js';
+import { listTransactionalIds } from '../test/support/kafka.js';
+import type { LibraryResult, LibrarySpec } from './lib/library.js';
+import type { LoadgenResult, LoadgenSpec } from './lib/loadgen.js';
+import { barSpec, lineSpec, renderSvg, type PlotRow } from './lib/plots.js';
+import { bridgeBody, gatewayBody, VALUE_BYTES } from './lib/work.js';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.join(BENCH, '..');
+const RESULTS = path.join(BENCH, 'results');
+const require = createRequire(import.meta.url);
+
+interface Profile {
+  name: 'quick' | 'default' | 'full';
+  seconds: number;
+  connections: number[];
+  records: number[];
+  poolSizes: number[];
+  javaProducers: number[];
+  /** Whole sweeps; each point reports its best sweep (interference on a shared machine only slows a run down). */
+  repeats: number;
+}
+const PROFILES: Record<Profile['name'], Profile> = {
+  quick: { name: 'quick', seconds: 5, connections: [16, 256], records: [1], poolSizes: [1, 8], javaProducers: [8], repeats: 2 },
+  default: { name: 'default', seconds: 10, connections: [1, 16, 256], records: [1, 10], poolSizes: [1, 8, 32], javaProducers: [1, 8], repeats: 2 },
+  full: { name: 'full', seconds: 15, connections: [1, 16, 64, 256, 512], records: [1, 10, 100], poolSizes: [1, 2, 4, 8, 16, 32], javaProducers: [1, 8, 32], repeats: 3 },
+};
+const profile = process.argv.includes('--full') ? PROFILES.full : process.argv.includes('--quick') ? PROFILES.quick : PROFILES.default;
+const SECONDS = Number(process.env.BENCH_DURATION ?? profile.seconds);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? profile.repeats);
+const GATEWAY_POOL = 8;
+const PARTITIONS = 6;
+
+/** One measured point. `connections` is the autocannon connections, library callers, or Java producers. */
+interface Point {
+  mode: string;
+  kind: 'http' | 'library' | 'java';
+  /** Transaction protocol the client speaks (KIP-890 v2 or the classic v1); none for the ceiling. */
+  protocol: string;
+  connections: number;
+  records: number;
+  seconds: number;
+  ok: number;
+  requestsPerSec: number;
+  recordsPerSec: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  errors: Record<string, number>;
+  peakRssMiB: number;
+  /** Prefix of the transactional ids this point used; counted on the coordinator at the end. */
+  idPrefix?: string;
+  idsLeft?: number;
+  /** Which sweep this is (0-based); the report keeps each point's best sweep, the JSON all of them. */
+  sweep?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+const TSX = ['--import', 'tsx'];
+// Blocking transactional calls each hold a libuv thread: size the pool above any concurrency used.
+const CHILD_ENV = { ...process.env, UV_THREADPOOL_SIZE: '128' };
+
+/** VmHWM (peak RSS) of a live process in MiB; sampled, because it is gone once the process exits. */
+function vmHwmMiB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Keeps the latest VmHWM of `pid` (and of its children, for wrapper scripts) until stopped. */
+function trackPeak(pid: number | undefined): () => number {
+  let peak = NaN;
+  const sample = () => {
+    let v = vmHwmMiB(pid);
+    try {
+      // A launcher script (the bridge's) runs the JVM as its child: take the largest.
+      for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) v = Math.max(v || 0, vmHwmMiB(Number(child)));
+    } catch {
+      // no children file: the process has exited
+    }
+    if (Number.isFinite(v)) peak = Number.isFinite(peak) ? Math.max(peak, v) : v;
+  };
+  sample();
+  const timer = setInterval(sample, 200);
+  return () => {
+    sample();
+    clearInterval(timer);
+    return peak;
+  };
+}
+
+/** Runs a child to completion; resolves with its last stdout line parsed as JSON. */
+function runJson<T>(command: string, args: string[], env: NodeJS.ProcessEnv = CHILD_ENV, onSpawn?: (child: ChildProcess) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    onSpawn?.(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line) as T);
+      } catch {
+        reject(new Error(`${path.basename(args.find((a) => /\.(ts|java)$|^[A-Z]/.test(a)) ?? command)} exited with ${code}:\n${out.slice(-2000)}\n${err}`));
+      }
+    });
+  });
+}
+
+/** A server under test: a process that prints "listening" (or answers `readyPath`) once ready. */
+class ServerProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(command: string, args: string[], port: number, readyPath: string | undefined, env: NodeJS.ProcessEnv = CHILD_ENV): Promise<ServerProcess> {
+    const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const server = new ServerProcess(child, `http://127.0.0.1:${port}`);
+    let log = '';
+    let listening = false;
+    child.stdout!.on('data', (d: Buffer) => {
+      log = (log + d.toString()).slice(-4000);
+      if (log.includes('listening')) listening = true;
+    });
+    child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${args.join(' ')} exited before it was ready:\n${log}`);
+      if (readyPath) {
+        try {
+          if ((await fetch(`${server.url}${readyPath}`, { signal: AbortSignal.timeout(2000) })).ok) return server;
+        } catch {
+          // not listening yet
+        }
+      } else if (listening) return server;
+      if (Date.now() > deadline) {
+        await server.stop();
+        throw new Error(`${args.join(' ')} was not ready within 120 s:\n${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** SIGTERM to the process group (a launcher script and its JVM alike), SIGKILL after 15 s. */
+  async stop(): Promise<void> {
+    const pid = this.child.pid;
+    if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    const signal = (s: NodeJS.Signals) => {
+      try {
+        process.kill(-pid, s);
+      } catch {
+        // already gone
+      }
+    };
+    signal('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const killed = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 15_000)))]);
+    clearTimeout(timer);
+    if (killed) {
+      signal('SIGKILL');
+      await exited;
+    }
+  }
+}
+
+function loadgen(spec: LoadgenSpec): Promise<LoadgenResult> {
+  return runJson<LoadgenResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'loadgen.ts'), JSON.stringify(spec)], process.env);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modes
+
+interface Ctx {
+  bootstrap: string;
+  topic: string;
+  runId: string;
+  java?: { classpath: string };
+  bridgeHome?: string;
+}
+
+interface Mode {
+  name: string;
+  kind: Point['kind'];
+  protocol: string;
+  /** Runs one point; undefined when the mode does not apply to this point. */
+  run(ctx: Ctx, connections: number, records: number): Promise<Point> | undefined;
+}
+
+function point(mode: Mode, connections: number, records: number, r: LoadgenResult | LibraryResult, peakRssMiB: number, idPrefix?: string): Point {
+  const requestsPerSec = r.ok / r.seconds;
+  return {
+    mode: mode.name,
+    kind: mode.kind,
+    protocol: mode.protocol,
+    connections,
+    records,
+    seconds: r.seconds,
+    ok: r.ok,
+    requestsPerSec,
+    recordsPerSec: requestsPerSec * records,
+    p50: r.p50,
+    p99: r.p99,
+    p999: r.p999,
+    errors: r.errors,
+    peakRssMiB,
+    ...(idPrefix ? { idPrefix } : {}),
+  };
+}
+
+/** An HTTP point: start the server fresh, drive it from a separate process, stop it. */
+async function httpPoint(
+  mode: Mode,
+  connections: number,
+  records: number,
+  start: (port: number) => Promise<{ url: string; pid: number | undefined; stop: () => Promise<unknown> }>,
+  load: Omit<LoadgenSpec, 'url' | 'connections' | 'seconds'> & { path: string },
+  idPrefix?: string,
+): Promise<Point> {
+  for (let attempt = 1; ; attempt++) {
+    const server = await start(await freePort());
+    const peak = trackPeak(server.pid);
+    try {
+      const result = await loadgen({ ...load, url: `${server.url}${load.path}`, connections, seconds: SECONDS, timeoutSeconds: 30 });
+      // A run that lasted far longer than asked means the load generator itself was starved (a
+      // shared machine stalling): its figures describe the stall, so measure the point once more.
+      if (result.seconds > SECONDS * 2 + 5 && attempt === 1) {
+        console.error(`${mode.name} c=${connections}: the load ran ${result.seconds} s instead of ${SECONDS} s; measuring again`);
+        continue;
+      }
+      return point(mode, connections, records, result, peak(), idPrefix);
+    } finally {
+      peak();
+      await server.stop();
+    }
+  }
+}
+
+function nodeServer(kind: 'seed' | 'shared' | 'ceiling', ctx: Ctx, prefix: string) {
+  return async (port: number) => {
+    const s = await ServerProcess.start(process.execPath, [...TSX, path.join(BENCH, 'lib', 'servers.ts'), kind, String(port), ctx.bootstrap, prefix], port, undefined);
+    return { url: s.url, pid: s.child.pid, stop: () => s.stop() };
+  };
+}
+
+function gatewayServer(ctx: Ctx, prefix: string, extra: string[]) {
+  return async (port: number) => {
+    const g = new GatewayProcess({
+      label: prefix,
+      brokers: ctx.bootstrap,
+      port,
+      instanceId: 'bench',
+      args: ['--pool-size', String(GATEWAY_POOL), '--transactional-id-prefix', prefix, '--idempotency-topic', `bench-idem-${ctx.runId}`, ...extra],
+    });
+    await g.ready();
+    return { url: g.url, pid: g.pid, stop: () => g.kill('SIGTERM') };
+  };
+}
+
+const json = (ctx: Ctx, records: number) => ({ path: '/v1/transactions', body: gatewayBody(ctx.topic, records), contentType: 'application/json' });
+const tag = (name: string, c: number, r: number, ctx: Ctx) => `bench-${ctx.runId}-${name}-c${c}-r${r}`;
+
+function modes(): Mode[] {
+  const list: Mode[] = [];
+  const seedHttp: Mode = {
+    name: 'seed: producer per request (HTTP)',
+    kind: 'http',
+    protocol: 'v1 (librdkafka)',
+    run: (ctx, c, r) => httpPoint(seedHttp, c, r, nodeServer('seed', ctx, tag('seedhttp', c, r, ctx)), json(ctx, r), tag('seedhttp', c, r, ctx)),
+  };
+  const seedLib: Mode = {
+    name: 'seed: producer per request (library)',
+    kind: 'library',
+    protocol: 'v1 (librdkafka)',
+    run: (ctx, c, r) => libraryPoint(seedLib, ctx, { mode: 'seed', concurrency: c, records: r, prefix: tag('seedlib', c, r, ctx) }),
+  };
+  const shared: Mode = {
+    name: 'one shared producer (HTTP)',
+    kind: 'http',
+    protocol: 'v1 (librdkafka)',
+    run: (ctx, c, r) => httpPoint(shared, c, r, nodeServer('shared', ctx, tag('shared', c, r, ctx)), json(ctx, r)),
+  };
+  list.push(seedHttp, seedLib, shared);
+  for (const size of profile.poolSizes) {
+    const pool: Mode = {
+      name: `pool of ${size} (library)`,
+      kind: 'library',
+      protocol: 'v1 (librdkafka)',
+      run: (ctx, c, r) => libraryPoint(pool, ctx, { mode: 'pool', poolSize: size, concurrency: c, records: r, prefix: tag(`pool${size}`, c, r, ctx) }),
+    };
+    list.push(pool);
+  }
+  const gateways: Array<[string, string, string[], boolean]> = [
+    ['gateway, group commit', 'gw', [], false],
+    ['gateway, group commit + Idempotency-Key', 'gwkey', [], true],
+    ['gateway, group commit off', 'gwone', ['--max-batch-requests', '1'], false],
+  ];
+  for (const [name, short, extra, keys] of gateways) {
+    const gw: Mode = {
+      name,
+      kind: 'http',
+      protocol: 'v1 (librdkafka)',
+      run: (ctx, c, r) => httpPoint(gw, c, r, gatewayServer(ctx, tag(short, c, r, ctx), extra), { ...json(ctx, r), idempotencyKeys: keys }, tag(short, c, r, ctx)),
+    };
+    list.push(gw);
+  }
+  for (const n of profile.javaProducers) {
+    const java: Mode = {
+      name: `java: ${n} producers (kafka-clients)`,
+      kind: 'java',
+      protocol: 'v2 (KIP-890, kafka-clients 4.x)',
+      // Closed loop with its own concurrency: measured once per records-per-request value.
+      run: (ctx, c, r) => (c === profile.connections[0] && ctx.java ? javaPoint(java, ctx, n, r) : undefined),
+    };
+    list.push(java);
+  }
+  const bridge: Mode = {
+    name: 'strimzi bridge (HTTP)',
+    kind: 'http',
+    protocol: 'none (no transactions)',
+    run: (ctx, c, r) => {
+      const home = ctx.bridgeHome;
+      if (!home) return undefined;
+      return httpPoint(
+        bridge,
+        c,
+        r,
+        async (port) => {
+          const dir = mkdtempSync(path.join(os.tmpdir(), 'txgate-bench-bridge-'));
+          const config = path.join(dir, 'application.properties');
+          writeFileSync(config, `bridge.id=bench\nkafka.bootstrap.servers=${ctx.bootstrap}\nhttp.host=127.0.0.1\nhttp.port=${port}\nkafka.producer.acks=all\n`);
+          const s = await ServerProcess.start('bash', [path.join(home, 'bin', 'kafka_bridge_run.sh'), `--config-file=${config}`], port, '/ready');
+          return { url: s.url, pid: s.child.pid, stop: async () => (await s.stop(), rmSync(dir, { recursive: true, force: true })) };
+        },
+        { path: `/topics/${ctx.topic}`, body: bridgeBody(r), contentType: 'application/vnd.kafka.binary.v2+json' },
+      );
+    },
+  };
+  const ceiling: Mode = {
+    name: 'HTTP ceiling (Fastify, no Kafka)',
+    kind: 'http',
+    protocol: 'none',
+    run: (ctx, c, r) => httpPoint(ceiling, c, r, nodeServer('ceiling', ctx, 'none'), json(ctx, r)),
+  };
+  list.push(bridge, ceiling);
+  return list;
+}
+
+async function libraryPoint(mode: Mode, ctx: Ctx, spec: Pick<LibrarySpec, 'mode' | 'concurrency' | 'records' | 'prefix' | 'poolSize'>): Promise<Point> {
+  const full: LibrarySpec = { ...spec, bootstrap: ctx.bootstrap, topic: ctx.topic, seconds: SECONDS };
+  let stopPeak: () => number = () => NaN;
+  const result = await runJson<LibraryResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'library.ts'), JSON.stringify(full)], CHILD_ENV, (child) => {
+    stopPeak = trackPeak(child.pid);
+  });
+  return point(mode, spec.concurrency, spec.records, result, stopPeak(), spec.prefix);
+}
+
+async function javaPoint(mode: Mode, ctx: Ctx, producers: number, records: number): Promise<Point> {
+  const prefix = `bench-${ctx.runId}-java${producers}-r${records}`;
+  let stopPeak: () => number = () => NaN;
+  const r = await runJson<{ committed: number; seconds: number; p50: number; p99: number; p999: number; errors: Record<string, number> }>(
+    'java',
+    ['-Xmx512m', '-cp', ctx.java!.classpath, 'TxProducers', ctx.bootstrap, ctx.topic, String(producers), String(records), String(SECONDS), prefix],
+    process.env,
+    (child) => {
+      stopPeak = trackPeak(child.pid);
+    },
+  );
+  return point(mode, producers, records, { seconds: r.seconds, ok: r.committed, errors: r.errors, p50: r.p50, p99: r.p99, p999: r.p999 }, stopPeak(), prefix);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine, report
+
+function firstLine(command: string, args: string[]): string {
+  // `java -version` writes to stderr: take whichever stream has the text.
+  const r = spawnSync(command, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] || 'unknown';
+}
+
+function versionOf(pkg: string): string {
+  try {
+    return (JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machine(libDir: string | undefined) {
+  const jar = libDir ? readdirSync(libDir).find((f) => /^kafka-clients-.*\.jar$/.test(f)) : undefined;
+  const confluent = JSON.parse(readFileSync(require.resolve('@confluentinc/kafka-javascript/package.json'), 'utf8')) as { version: string; librdkafka: string };
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    java: firstLine('java', ['-version']),
+    kafka: jar ? jar.replace(/^kafka-clients-|\.jar$/g, '') : 'unknown',
+    clients: {
+      '@confluentinc/kafka-javascript': confluent.version,
+      librdkafka: confluent.librdkafka,
+      'kafka-clients': jar ? jar.replace(/^kafka-clients-|\.jar$/g, '') : 'unknown',
+      autocannon: versionOf('autocannon'),
+      fastify: versionOf('fastify'),
+    },
+    loadAverageBefore: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+const errorsText = (e: Record<string, number>) => Object.entries(e).map(([k, v]) => `${k}: ${v}`).join(', ') || '0';
+
+/** By records per request, then connections, then the order modes() lists the modes in. */
+function sorted(points: Point[]): Point[] {
+  const order = modes().map((m) => m.name);
+  return [...points].sort((a, b) => a.records - b.records || a.connections - b.connections || order.indexOf(a.mode) - order.indexOf(b.mode));
+}
+
+function markdown(points: Point[], info: ReturnType<typeof machine>, ratios: Ratio[]): string {
+  const lines = [
+    `# txgate benchmark (${profile.name} profile)`,
+    '',
+    `Command: \`npm run bench${profile.name === 'default' ? '' : ` -- --${profile.name}`}\`. ${SECONDS} s per point, best of ${REPEATS} sweeps by req/s (every sweep is in the JSON); ${VALUE_BYTES} B records to one topic of ${PARTITIONS} partitions on one local broker; ` +
+      `the gateway runs ${GATEWAY_POOL} producers. Each process under test ran on its own, fresh per point; autocannon ran in a separate process.`,
+    '',
+    `Machine: ${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, ${info.os}; Node ${info.node}; ${info.java}; Kafka ${info.kafka}; ` +
+      `clients: ${Object.entries(info.clients).map(([k, v]) => `${k} ${v}`).join(', ')}. Load average before the run: ${info.loadAverageBefore.join(' ')}.`,
+    '',
+    'Transaction protocol: librdkafka 2.15 (the seed, the shared producer, the pool and the gateway) speaks the classic v1 flow; ' +
+      'kafka-clients 4.x speaks KIP-890 v2 (one fewer round trip per transaction). "ids left" are transactional ids the coordinator still holds after the run.',
+    '',
+    '## Targets',
+    '',
+    '| ratio | target | measured | met |',
+    '|---|---|---|---|',
+    ...ratios.map((r) => `| ${r.name} | ≥ ${r.target} | ${r.value === undefined ? 'not measured' : `× ${fmt(r.value, 2)}`} | ${r.value === undefined ? '-' : r.value >= r.target ? 'yes' : 'no'} |`),
+    '',
+    '## All points',
+    '',
+    '| mode | protocol | conns | records/req | req/s | records/s | p50 ms | p99 ms | p99.9 ms | ok | errors | peak RSS MiB | ids left |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|',
+    ...sorted(points).map(
+      (p) =>
+        `| ${p.mode} | ${p.protocol} | ${p.connections} | ${p.records} | ${fmt(p.requestsPerSec, 1)} | ${fmt(p.recordsPerSec, 1)} | ${fmt(p.p50, 1)} | ${fmt(p.p99, 1)} | ${fmt(p.p999, 1)} | ${p.ok} | ${errorsText(p.errors)} | ${fmt(p.peakRssMiB)} | ${p.idsLeft ?? ''} |`,
+    ),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+interface Ratio {
+  name: string;
+  target: number;
+  value?: number;
+}
+
+function ratios(points: Point[]): Ratio[] {
+  const top = Math.max(...profile.connections.filter((c) => c <= 256));
+  const r1 = profile.records[0]!;
+  const rate = (mode: string, c?: number) => points.find((p) => p.mode === mode && p.records === r1 && (c === undefined || p.connections === c))?.requestsPerSec;
+  const div = (a?: number, b?: number) => (a !== undefined && b !== undefined && b > 0 ? a / b : a !== undefined && b === 0 ? Infinity : undefined);
+  const gw = rate('gateway, group commit', top);
+  return [
+    { name: `gateway ÷ strimzi bridge, req/s at ${top} conns`, target: 5, value: div(gw, rate('strimzi bridge (HTTP)', top)) },
+    // The pool can run only 8 transactions at once whatever the callers: show it at each caller count.
+    ...profile.connections.map((c) => ({
+      name: `pool of 8 (${c} callers) ÷ 8 Java producers, tx/s`,
+      target: 1,
+      value: div(rate('pool of 8 (library)', c), rate('java: 8 producers (kafka-clients)')),
+    })),
+    { name: `gateway ÷ seed (HTTP), req/s at ${top} conns`, target: 50, value: div(gw, rate('seed: producer per request (HTTP)', top)) },
+    { name: `gateway ÷ HTTP ceiling, req/s at ${top} conns`, target: 0.6, value: div(gw, rate('HTTP ceiling (Fastify, no Kafka)', top)) },
+  ];
+}
+
+async function plots(points: Point[]): Promise<string[]> {
+  const r1 = profile.records[0]!;
+  const sweep = points.filter((p) => p.records === r1 && p.kind !== 'java');
+  const rows = (value: (p: Point) => number): PlotRow[] => sweep.map((p) => ({ mode: p.mode, connections: p.connections, value: value(p) }));
+  const top = Math.max(...sweep.map((p) => p.connections));
+  const files: Array<[string, Parameters<typeof renderSvg>[0]]> = [
+    [`${profile.name}-throughput.svg`, lineSpec(`Committed requests per second, ${r1} × ${VALUE_BYTES} B records per request (${profile.name} run)`, 'requests/s (log)', rows((p) => p.requestsPerSec), true)],
+    [`${profile.name}-latency-p99.svg`, lineSpec(`p99 latency, ${r1} record(s) per request (${profile.name} run)`, 'p99 ms (log)', rows((p) => p.p99), true)],
+    [
+      `${profile.name}-peak-rss.svg`,
+      barSpec(
+        `Peak RSS of the process under test at ${top} connections (${profile.name} run)`,
+        'VmHWM MiB',
+        points.filter((p) => p.records === r1 && (p.connections === top || p.kind === 'java')).map((p) => ({ mode: p.mode, value: p.peakRssMiB })),
+      ),
+    ],
+  ];
+  for (const [name, spec] of files) writeFileSync(path.join(RESULTS, name), await renderSvg(spec));
+  return files.map(([name]) => name);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function compileJava(libDir: string): Promise<Ctx['java']> {
+  const out = path.join(BENCH, '.build', 'java');
+  mkdirSync(out, { recursive: true });
+  const classpath = `${libDir}/*`;
+  execFileSync('javac', ['-d', out, '-cp', classpath, path.join(BENCH, 'java', 'TxProducers.java')], { stdio: 'inherit' });
+  return { classpath: `${out}:${classpath}` };
+}
+
+/** Rewrites the Markdown and plots from a run's JSON (`--render`), e.g. after changing how they look. */
+async function render(): Promise<void> {
+  const saved = JSON.parse(readFileSync(path.join(RESULTS, `${profile.name}.json`), 'utf8')) as {
+    machine: ReturnType<typeof machine> & { loadAverageAfter: number[] };
+    points: Point[];
+  };
+  const svgs = await plots(saved.points);
+  writeFileSync(
+    path.join(RESULTS, `${profile.name}.md`),
+    `${markdown(saved.points, saved.machine, ratios(saved.points))}\nLoad average after the run: ${saved.machine.loadAverageAfter.join(' ')}. Plots: ${svgs.map((s) => `[${s}](${s})`).join(', ')}.\n`,
+  );
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--render')) return render();
+  let local: LocalKafka | undefined;
+  let stateDir: string | undefined;
+  let bootstrap = process.env.TXGATE_BROKERS;
+  const started = new Date();
+  try {
+    const libDir = await fetchKafkaJars().then(
+      (dir) => dir.trim().split('\n').pop()!,
+      (error: unknown) => (console.error(`no Kafka jars, Java mode skipped: ${String(error)}`), undefined),
+    );
+    if (!bootstrap) {
+      stateDir = mkdtempSync(path.join(os.tmpdir(), 'txgate-bench-compare-'));
+      local = new LocalKafka({ port: Number(process.env.BENCH_KAFKA_PORT ?? 19592), stateDir });
+      bootstrap = await local.start();
+    }
+    const runId = `${Date.now()}`;
+    const ctx: Ctx = { bootstrap, topic: `bench-compare-${runId}`, runId };
+    await ensureTopics(bootstrap, [{ topic: ctx.topic, partitions: PARTITIONS }]);
+    if (libDir) ctx.java = await compileJava(libDir);
+    const bridgeHome = process.env.STRIMZI_BRIDGE_HOME;
+    if (bridgeHome && existsSync(path.join(bridgeHome, 'bin', 'kafka_bridge_run.sh'))) ctx.bridgeHome = bridgeHome;
+    else
+      console.log(
+        '# strimzi bridge skipped: set STRIMZI_BRIDGE_HOME to a built bridge distribution (the directory with bin/kafka_bridge_run.sh). ' +
+          'Build it from github.com/strimzi/strimzi-kafka-bridge with Java 21+: mvn -B package -Dmaven.test.skip=true -Dspotbugs.skip -Dcheckstyle.skip ' +
+          '-Dmaven.javadoc.skip=true (pin -Dstrimzi-oauth.version etc. if a version its main asks for is not served); the distribution is target/kafka-bridge-*/kafka-bridge-*/',
+      );
+    const info = machine(libDir);
+    console.log(`# txgate comparison, ${profile.name} profile: ${SECONDS} s per point, connections ${profile.connections.join(', ')}, records ${profile.records.join(', ')}, broker ${bootstrap}`);
+    console.log(`# ${info.cpus} CPUs, ${info.memoryGiB} GiB, Node ${info.node}, ${info.java}, Kafka ${info.kafka}, load average ${info.loadAverageBefore.join(' ')}`);
+
+    const all = modes();
+    const samples: Point[] = [];
+    let round = 0;
+    for (let sweep = 0; sweep < REPEATS; sweep++) {
+      // Own transactional ids per sweep, so each sweep's ids left are counted apart.
+      const sweepCtx: Ctx = { ...ctx, runId: `${runId}-${sweep}` };
+      for (const records of profile.records) {
+        for (const connections of profile.connections) {
+          // Rotate the order each round so no mode always runs first (cold) or last (after the heaviest).
+          const order = all.map((_, i) => all[(i + round) % all.length]!);
+          round++;
+          for (const mode of order) {
+            const running = mode.run(sweepCtx, connections, records);
+            if (!running) continue;
+            try {
+              const p = { ...(await running), sweep };
+              samples.push(p);
+              console.log(
+                `${p.mode.padEnd(42)} c=${String(p.connections).padStart(3)} r=${p.records}  ${fmt(p.requestsPerSec, 1).padStart(8)} req/s  ` +
+                  `p50 ${fmt(p.p50, 1)} p99 ${fmt(p.p99, 1)} p99.9 ${fmt(p.p999, 1)} ms  errors ${errorsText(p.errors)}  peak RSS ${fmt(p.peakRssMiB)} MiB`,
+              );
+            } catch (error) {
+              console.error(`${mode.name} c=${connections} r=${records} FAILED: ${(error as Error).message}`);
+            }
+          }
+        }
+      }
+    }
+
+    // One TransactionsCommand call (a JVM start) for all points: ids by the prefix each used.
+    const ids = await listTransactionalIds(bootstrap).catch((error: unknown) => (console.error(`transactions list failed: ${String(error)}`), undefined));
+    if (ids) for (const p of samples) if (p.idPrefix) p.idsLeft = ids.filter((id) => id.startsWith(`${p.idPrefix}-`)).length;
+    const best = new Map<string, Point>();
+    for (const p of samples) {
+      const key = `${p.mode}|${p.connections}|${p.records}`;
+      const seen = best.get(key);
+      if (!seen || p.requestsPerSec > seen.requestsPerSec) best.set(key, p);
+    }
+    const points = samples.filter((p) => best.get(`${p.mode}|${p.connections}|${p.records}`) === p);
+
+    mkdirSync(RESULTS, { recursive: true });
+    const rs = ratios(points);
+    const finished = new Date();
+    const loadAfter = os.loadavg().map((l) => Math.round(l * 100) / 100);
+    writeFileSync(
+      path.join(RESULTS, `${profile.name}.json`),
+      `${JSON.stringify({ profile, secondsPerPoint: SECONDS, startedAt: started.toISOString(), finishedAt: finished.toISOString(), machine: { ...info, loadAverageAfter: loadAfter }, ratios: rs, points, samples }, null, 2)}\n`,
+    );
+    const svgs = await plots(points);
+    writeFileSync(
+      path.join(RESULTS, `${profile.name}.md`),
+      `${markdown(points, info, rs)}\nLoad average after the run: ${loadAfter.join(' ')}. Plots: ${svgs.map((s) => `[${s}](${s})`).join(', ')}.\n`,
+    );
+    console.log('');
+    for (const r of rs) console.log(`${r.name}: ${r.value === undefined ? 'not measured' : `x${fmt(r.value, 2)}`} (target >= ${r.target})`);
+    console.log(`results: bench/results/${profile.name}.{json,md}, ${svgs.join(', ')}`);
+  } finally {
+    if (local) await local.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,74 @@
+/**
+ * The unit of work every mode performs, so they all write the same records: one transaction of
+ * R records of 256 B to the bench topic. Also how errors are grouped into kinds for the report.
+ */
+import { randomUUID } from 'node:crypto';
+import type { OutgoingRecord } from '../../src/index.js';
+import { ConfluentTransactionalProducer } from '../../src/kafka/confluent-producer.js';
+
+export const VALUE_BYTES = 256;
+const VALUE = Buffer.alloc(VALUE_BYTES, 'x');
+const VALUE_BASE64 = VALUE.toString('base64');
+
+export function records(topic: string, count: number, tag: string): OutgoingRecord[] {
+  return Array.from({ length: count }, (_, r) => ({ topic, key: Buffer.from(`${tag}.${r}`), value: VALUE }));
+}
+
+/** The gateway's request body (and the HTTP ceiling's, and the seed server's): R records of 256 B. */
+export function gatewayBody(topic: string, count: number): string {
+  const one = (r: number) => `{"topic":"${topic}","key":"k.${r}","valueBase64":"${VALUE_BASE64}"}`;
+  return `{"records":[${Array.from({ length: count }, (_, r) => one(r)).join(',')}]}`;
+}
+
+/** The Strimzi bridge's binary embedded format carries the same 256 B values. */
+export function bridgeBody(count: number): string {
+  const one = (r: number) => `{"key":"${Buffer.from(`k.${r}`).toString('base64')}","value":"${VALUE_BASE64}"}`;
+  return `{"records":[${Array.from({ length: count }, (_, r) => one(r)).join(',')}]}`;
+}
+
+/**
+ * The seed's design: a producer with a random transactional.id per transaction, initialised,
+ * used once and closed. Every call leaves one more id on the coordinator.
+ */
+export async function seedTransaction(bootstrap: string, prefix: string, batch: OutgoingRecord[]): Promise<void> {
+  const producer = new ConfluentTransactionalProducer(`${prefix}-${randomUUID()}`, { 'bootstrap.servers': bootstrap });
+  try {
+    await producer.init(30_000);
+    await producer.begin();
+    await Promise.all(batch.map((r) => producer.send(r)));
+    await producer.commit(30_000);
+  } finally {
+    await producer.close(5_000);
+  }
+}
+
+/**
+ * One producer shared by every concurrent caller, each running begin / send / commit as if it
+ * were alone. librdkafka refuses a second begin while a transaction is open, and a send from a
+ * caller whose begin failed would silently join another caller's transaction, so a failed begin
+ * sends nothing: the errors counted are the cost; no record lands in a foreign transaction.
+ */
+export async function sharedTransaction(producer: ConfluentTransactionalProducer, batch: OutgoingRecord[]): Promise<void> {
+  await producer.begin();
+  try {
+    await Promise.all(batch.map((r) => producer.send(r)));
+    await producer.commit(30_000);
+  } catch (error) {
+    await producer.abort(30_000).catch(() => {});
+    throw error;
+  }
+}
+
+export function errorKind(error: unknown): string {
+  if (error && typeof error === 'object') {
+    const e = error as { name?: string; code?: unknown; codeName?: string; message?: string };
+    if (e.codeName) return e.codeName;
+    if (e.code !== undefined) return `${e.name ?? 'Error'} ${String(e.code)}`;
+    return e.name ?? 'Error';
+  }
+  return String(error);
+}
+
+export function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
