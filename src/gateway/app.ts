@@ -30,6 +30,7 @@ import { registerProblemPages } from './problem-pages.js';
 import { checkTopicsExist, DEFAULT_RECORD_LIMITS, jsonDepth, MAX_VALUE_DEPTH, prepareRecords, type RecordLimits } from './records.js';
 import { TransactionCommittedSchema, TransactionRequestSchema, type TransactionCommitted, type TransactionRequest } from './schemas.js';
 import type { StartupStatus } from './startup.js';
+import { KafkaReachability } from './kafka-reachability.js';
 import { TopicMetadataError, type TopicCatalog } from './topic-catalog.js';
 import { escapePointerToken, fieldErrorsFromAjv, MAX_REPORTED_FIELD_ERRORS, summarizeFieldErrors, type AjvErrorLike } from './validation-errors.js';
 
@@ -134,6 +135,10 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const internal = new Set(deps.internalTopics ?? [DEFAULT_IDEMPOTENCY_TOPIC]);
   const isInternalTopic = (topic: string) => internal.has(topic) || topic.startsWith('__');
   const principals = new WeakMap<FastifyRequest, Principal>();
+  const reachability = new KafkaReachability((timeoutMs) => deps.topics.ping(timeoutMs), {
+    ...(deps.readiness?.cacheMs !== undefined ? { cacheMs: deps.readiness.cacheMs } : {}),
+    ...(deps.readiness?.timeoutMs !== undefined ? { timeoutMs: deps.readiness.timeoutMs } : {}),
+  });
   const httpMetrics = registerHttpMetrics(registry);
   registerServiceMetrics(registry, () => deps.service.stats());
   const openapi = buildOpenApiDocument({ version: deps.version ?? '0.0.0', limits, authEnabled: auth.enabled });
@@ -306,6 +311,11 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
       const key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
       const principal = principals.get(request);
       const prepared = prepareRecords(request.body, { limits, principal, isInternalTopic });
+      try {
+        reachability.refuseIfUnreachable();
+      } catch (err) {
+        throw problemFromServiceError(err, { hadIdempotencyKey: key !== undefined });
+      }
       checkTopicsExist(request.body, await deps.topics.lookup(prepared.topics));
 
       // The client went away: the service stops waiting for a producer (it never abandons a
@@ -319,7 +329,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
         const result = await deps.service.submit({
           records: prepared.records,
           ...(key !== undefined ? { idempotency: { key: scopeIdempotencyKey(key, principal?.name), fingerprint: requestFingerprint(request.body) } } : {}),
-          signal: gone.signal,
+          // A wait also ends when Kafka turns unreachable: refused at once rather than at the acquire timeout.
+          signal: AbortSignal.any([gone.signal, reachability.outage]),
         });
         if (result.replayed) reply.header('idempotent-replayed', 'true');
         return {
@@ -327,7 +338,10 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
           records: result.records.map((r) => ({ topic: r.topic, partition: r.partition, offset: String(r.offset) })),
         };
       } catch (err) {
-        throw problemFromServiceError(err, { hadIdempotencyKey: key !== undefined });
+        const problem = problemFromServiceError(err, { hadIdempotencyKey: key !== undefined });
+        // A transaction that failed may have failed on a topic deleted meanwhile: look again next time.
+        if (problem.code === 'TXGATE_TRANSACTION_ABORTED' || problem.code === 'TXGATE_TRANSACTION_OUTCOME_UNKNOWN') deps.topics.forget(prepared.topics.keys());
+        throw problem;
       } finally {
         reply.raw.off('close', onClose);
       }
@@ -336,7 +350,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
-  const readiness = readinessProbe(deps, state);
+  const readiness = readinessProbe(deps, state, reachability);
   app.get('/readyz', async (_request, reply) => {
     const report = await readiness();
     if (report.ready) return { status: 'ready', checks: report.checks };
@@ -398,26 +412,10 @@ function sendProblem(reply: FastifyReply, problem: HttpProblem, request: Fastify
 }
 
 /** Readiness: not draining, the pool can lend a producer, and a broker answered a metadata request recently. */
-function readinessProbe(deps: GatewayDeps, state: GatewayState): () => Promise<ReadyReport> {
-  const cacheMs = deps.readiness?.cacheMs ?? 2_000;
-  const timeoutMs = deps.readiness?.timeoutMs ?? 2_000;
-  let kafka: { status: string; at: number } | undefined;
-  let probing: Promise<string> | undefined;
+function readinessProbe(deps: GatewayDeps, state: GatewayState, reachability: KafkaReachability): () => Promise<ReadyReport> {
   const probeKafka = async (): Promise<string> => {
-    const now = Date.now();
-    if (kafka && now - kafka.at < cacheMs) return kafka.status;
-    probing ??= deps.topics
-      .ping(timeoutMs)
-      .then(
-        () => 'ok',
-        (err: unknown) => `unreachable (${err instanceof Error ? err.message : String(err)})`,
-      )
-      .then((status) => {
-        kafka = { status, at: Date.now() };
-        probing = undefined;
-        return status;
-      });
-    return probing;
+    const r = await reachability.check();
+    return r.state === 'unreachable' ? `unreachable (${r.error})` : 'ok';
   };
   const poolStatus = (): string => {
     if (!deps.pool) return 'ok';

@@ -31,6 +31,13 @@ function retryAfter(seconds: number): Record<string, string> {
   return { 'retry-after': String(seconds) };
 }
 
+function kafkaUnavailable(message: string, cause: unknown): HttpProblem {
+  return new HttpProblem('TXGATE_KAFKA_UNAVAILABLE', `${message}; nothing was written, retry after the Retry-After delay`, {
+    headers: retryAfter(RETRY_AFTER_KAFKA_UNAVAILABLE_S),
+    cause,
+  });
+}
+
 export function problemFromServiceError(error: unknown, ctx: MappingContext): HttpProblem {
   if (error instanceof HttpProblem) return error;
   if (error instanceof TopicMetadataError) {
@@ -79,8 +86,14 @@ export function problemFromServiceError(error: unknown, ctx: MappingContext): Ht
         headers: retryAfter(RETRY_AFTER_SATURATED_S),
         cause: error,
       });
-    case 'TXGATE_ACQUIRE_ABORTED':
+    case 'TXGATE_KAFKA_UNAVAILABLE':
+      return kafkaUnavailable(message, error);
+    case 'TXGATE_ACQUIRE_ABORTED': {
+      // The wait was cut short by Kafka becoming unreachable (see kafka-reachability.ts), not by the client.
+      const reason = (error as { cause?: CodedError }).cause;
+      if (reason?.code === 'TXGATE_KAFKA_UNAVAILABLE') return kafkaUnavailable(String(reason.message), error);
       return new HttpProblem('TXGATE_CLIENT_CLOSED_REQUEST', 'the client disconnected before a producer was free; nothing was written', { cause: error });
+    }
     case 'TXGATE_POOL_CLOSED':
       return new HttpProblem('TXGATE_SHUTTING_DOWN', 'the gateway is shutting down; nothing was written, retry against another instance or after the Retry-After delay', {
         headers: { ...retryAfter(RETRY_AFTER_SHUTTING_DOWN_S), connection: 'close' },

@@ -107,6 +107,12 @@ export function isRecordSpecificError(err: unknown): err is KafkaClientError {
 }
 
 const MAX_PURGE_RETRIES = 3;
+const MAX_TIMEOUT_RETRIES = 2;
+
+/** librdkafka's _MSG_TIMED_OUT: the record was not acknowledged within message.timeout.ms. */
+function isTimedOut(err: unknown): boolean {
+  return err instanceof KafkaClientError && err.code === KafkaCode._MSG_TIMED_OUT;
+}
 
 /** librdkafka's _PURGE_QUEUE: the client dropped the record before sending it. */
 function isPurged(err: unknown): boolean {
@@ -120,6 +126,7 @@ interface Item {
   batch: Batch | undefined;
   detachSignal: (() => void) | undefined;
   purgeRetries: number;
+  timeoutRetries: number;
 }
 
 type Disposition =
@@ -192,6 +199,7 @@ export class GroupCommitter {
         batch: undefined,
         detachSignal: undefined,
         purgeRetries: 0,
+        timeoutRetries: 0,
       };
       this.enqueue(item);
     });
@@ -365,6 +373,42 @@ export class GroupCommitter {
         for (const item of items) {
           item.purgeRetries++;
           dispositions.set(item, { kind: 'retry' });
+        }
+        batch.dispositions = dispositions;
+        throw new BatchPoisoned();
+      }
+      // Timeouts of some requests' records while every record of the others was acknowledged
+      // point at those requests' partitions (a topic deleted under load, a partition without a
+      // leader), not at the transaction. Those requests fail (aborted: nothing of them is
+      // written, and the HTTP layer looks their topics up again before a retry is accepted);
+      // their batch-mates run again without them. Not retried here: each attempt holds a producer
+      // for message.timeout.ms. Bounded, so a slow cluster cannot cycle the batch-mates.
+      const timedOut = items.filter((_, i) => sent[i]!.some((s) => s.outcome?.ok === false && isTimedOut(s.outcome.error)));
+      const delivered = items.filter((_, i) => sent[i]!.every((s) => s.outcome?.ok === true));
+      if (
+        failures.every((s) => isTimedOut((s.outcome as { error: unknown }).error)) &&
+        timedOut.length > 0 &&
+        delivered.length > 0 &&
+        timedOut.length + delivered.length === items.length &&
+        delivered.every((item) => item.timeoutRetries < MAX_TIMEOUT_RETRIES)
+      ) {
+        for (const item of delivered) {
+          item.timeoutRetries++;
+          dispositions.set(item, { kind: 'retry' });
+        }
+        for (const item of timedOut) {
+          const i = items.indexOf(item);
+          // The record that timed out itself, not one that failed after it as the transaction turned abortable.
+          const failed = (s: Settling) => s.outcome?.ok === false;
+          const own = sent[i]!.findIndex((s) => failed(s) && !(s.outcome as { error: KafkaClientError }).error.txnRequiresAbort);
+          const late = own >= 0 ? own : sent[i]!.findIndex(failed);
+          const record = item.req.records[late]!;
+          const where = `${record.topic}${record.partition !== undefined ? ` partition ${record.partition}` : ''}`;
+          const cause = (sent[i]![late]!.outcome as { error: unknown }).error;
+          dispositions.set(item, {
+            kind: 'fail',
+            error: new TransactionAbortedError(`record ${late} (topic ${where}) was not acknowledged in time (the topic may have been deleted, or its partition has no leader)`, { cause }),
+          });
         }
         batch.dispositions = dispositions;
         throw new BatchPoisoned();

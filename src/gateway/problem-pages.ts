@@ -44,7 +44,7 @@ export const PROBLEM_HELP: Record<ProblemCode, ProblemHelp> = {
   TXGATE_ACQUIRE_TIMEOUT: { help: "No producer became free within --acquire-timeout-ms. Retry-After.", written: "no" },
   TXGATE_SHUTTING_DOWN: { help: "The gateway is draining; retry on another instance. Retry-After.", written: "no" },
   TXGATE_IDEMPOTENCY_UNAVAILABLE: { help: "The key's history could not be confirmed in time. Retry-After.", written: "no" },
-  TXGATE_KAFKA_UNAVAILABLE: { help: "Topic metadata could not be read from Kafka. Retry-After.", written: "no" },
+  TXGATE_KAFKA_UNAVAILABLE: { help: "No Kafka broker answered the gateway's last metadata request (the same check as /readyz), or topic metadata could not be read: refused at once. Retry-After.", written: "no" },
   TXGATE_NOT_READY: { help: "(/readyz, and transactions while starting) not ready; checks says why. Retry-After.", written: "no" },
   TXGATE_TRANSACTION_OUTCOME_UNKNOWN: { help: "The commit's outcome is unknown: the records may or may not be visible. Retry with the **same Idempotency-Key and body** to learn the outcome (they are written at most once). Without a key, check the topic before retrying.", written: "unknown" },
 };

@@ -44,3 +44,13 @@ export class RecordRejectedError extends TxGateError {
     super('TXGATE_RECORD_REJECTED', `Kafka refused record ${recordIndex}: ${detail}`, options);
   }
 }
+
+/**
+ * No Kafka broker answered the gateway's last metadata request, so a new transaction is refused
+ * before it waits for anything. Nothing was written (HTTP 503 + Retry-After).
+ */
+export class KafkaUnavailableError extends TxGateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TXGATE_KAFKA_UNAVAILABLE', message, options);
+  }
+}

@@ -129,6 +129,18 @@ export class TopicCatalog {
     return counts;
   }
 
+  /**
+   * Drops what is cached about `topics`, so that the next lookup asks Kafka. For topics whose
+   * records just failed to be delivered: a topic deleted under load is then answered 404 at
+   * once, instead of being accepted (and timing out) until its entry expires.
+   */
+  forget(topics: Iterable<string>): void {
+    for (const topic of topics) {
+      this.#cache.delete(topic);
+      this.#missing.delete(topic);
+    }
+  }
+
   ping(timeoutMs: number): Promise<void> {
     return this.#source.ping(timeoutMs);
   }

@@ -167,11 +167,6 @@ it(`7. ${info(7).title}: /readyz says so, nothing is lost, it recovers by itself
   assert.ok(informed.length > 0, `clients arrived after /readyz turned 503: ${JSON.stringify(freeze.arrivals)}`);
   await t.test(
     'while /readyz reports Kafka unreachable, a new transaction is refused at once with 503 TXGATE_KAFKA_UNAVAILABLE',
-    {
-      todo:
-        'today it waits for a producer and gets 503 TXGATE_ACQUIRE_TIMEOUT after up to --acquire-timeout-ms (its group-commit batch\'s wait), ' +
-        'or is held until the cluster returns (docs/faults.md, "Findings")',
-    },
     () => {
       assert.deepEqual(
         informed.map((a) => a.answer),

@@ -91,3 +91,17 @@ test('names that do not exist are remembered up to maxMissing (oldest first): cl
   await ask('x2', 'x3');
   assert.equal(src.calls.length, 4, 'x2 went when x1 came back');
 });
+
+test('forget: a topic deleted meanwhile is found missing at the next lookup, not after the TTL', async () => {
+  const topics = new Map([['a', 2], ['b', 1]]);
+  const src = source(topics);
+  const catalog = new TopicCatalog(src, { ttlMs: 30_000, now: () => 0 });
+  await catalog.lookup(new Map([['a', -1], ['b', -1]]));
+  topics.delete('a');
+  assert.equal((await catalog.lookup(new Map([['a', -1]]))).get('a'), 2, 'cached within the TTL');
+  catalog.forget(['a']);
+  assert.equal((await catalog.lookup(new Map([['a', -1]]))).get('a'), null);
+  assert.equal(src.calls.length, 2);
+  await catalog.lookup(new Map([['b', -1]]));
+  assert.equal(src.calls.length, 2, 'other topics stay cached');
+});
