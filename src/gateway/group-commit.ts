@@ -21,9 +21,8 @@ import {
   TransactionAbortedError,
   TransactionOutcomeUnknownError,
 } from '../errors.js';
-import { KafkaCode } from '../pool/classify.js';
-import { KafkaClientError } from '../pool/producer-port.js';
-import type { OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
+import { classifyDelivery, type DeliveryFailure } from '../pool/classify.js';
+import type { KafkaClientError, OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
 import type { RunOptions, Transaction, TransactionResult } from '../pool/types.js';
 import { RecordRejectedError } from './service-errors.js';
 
@@ -84,40 +83,10 @@ export interface GroupCommitStats {
   batchedRequests: number;
 }
 
-/** Kafka error codes that say something about a record itself, not about the broker or the transaction. */
-const RECORD_SPECIFIC_CODES = new Set<number>([
-  2, // CORRUPT_MESSAGE
-  KafkaCode.MSG_SIZE_TOO_LARGE, // the topic's max.message.bytes
-  18, // RECORD_LIST_TOO_LARGE
-  32, // INVALID_TIMESTAMP
-  87, // INVALID_RECORD
-  -191, // _MSG_SIZE_TOO_LARGE (local: larger than message.max.bytes)
-  -190, // _UNKNOWN_PARTITION
-  -188, // _UNKNOWN_TOPIC
-  3, // UNKNOWN_TOPIC_OR_PART
-  29, // TOPIC_AUTHORIZATION_FAILED
-]);
-
-/**
- * A refusal of one record. An error flagged txnRequiresAbort speaks of the transaction (what
- * later sends get once an earlier one failed), not of the record it came back for.
- */
-export function isRecordSpecificError(err: unknown): err is KafkaClientError {
-  return err instanceof KafkaClientError && RECORD_SPECIFIC_CODES.has(err.code) && !err.txnRequiresAbort;
-}
-
 const MAX_PURGE_RETRIES = 3;
 const MAX_TIMEOUT_RETRIES = 2;
 
-/** librdkafka's _MSG_TIMED_OUT: the record was not acknowledged within message.timeout.ms. */
-function isTimedOut(err: unknown): boolean {
-  return err instanceof KafkaClientError && err.code === KafkaCode._MSG_TIMED_OUT;
-}
-
-/** librdkafka's _PURGE_QUEUE: the client dropped the record before sending it. */
-function isPurged(err: unknown): boolean {
-  return err instanceof KafkaClientError && err.code === KafkaCode._PURGE_QUEUE;
-}
+const failureOf = (s: Settling): DeliveryFailure | undefined => (s.outcome?.ok === false ? classifyDelivery(s.outcome.error) : undefined);
 
 interface Item {
   req: GroupCommitRequest;
@@ -359,7 +328,7 @@ export class GroupCommitter {
         }
       }
       for (const s of sent[i]!) {
-        if (s.outcome?.ok === false && !isRecordSpecificError(s.outcome.error)) unattributed ??= s.outcome.error;
+        if (s.outcome?.ok === false && failureOf(s)!.kind !== 'record') unattributed ??= s.outcome.error;
       }
     });
 
@@ -368,7 +337,7 @@ export class GroupCommitter {
       // that follows an abort caused by a refused record (its epoch bump completes late). Nothing
       // of this transaction becomes visible, so its requests are safe to run again, a few times.
       const failures = all.filter((s) => s.outcome?.ok === false);
-      const purgedOnly = failures.length > 0 && failures.every((s) => isPurged((s.outcome as { error: unknown }).error));
+      const purgedOnly = failures.length > 0 && failures.every((s) => failureOf(s)!.kind === 'purged');
       if (purgedOnly && items.every((item) => item.purgeRetries < MAX_PURGE_RETRIES)) {
         for (const item of items) {
           item.purgeRetries++;
@@ -383,25 +352,26 @@ export class GroupCommitter {
       // written, and the HTTP layer looks their topics up again before a retry is accepted);
       // their batch-mates run again without them. Not retried here: each attempt holds a producer
       // for message.timeout.ms. Bounded, so a slow cluster cannot cycle the batch-mates.
-      const timedOut = items.filter((_, i) => sent[i]!.some((s) => s.outcome?.ok === false && isTimedOut(s.outcome.error)));
-      const delivered = items.filter((_, i) => sent[i]!.every((s) => s.outcome?.ok === true));
+      // (A record failing only because an earlier one made the transaction abortable is not its request's fault.)
+      const ownTimeout = (s: Settling) => {
+        const f = failureOf(s);
+        return f?.kind === 'timed-out' && f.own;
+      };
+      const timedOut = items.filter((_, i) => sent[i]!.some(ownTimeout));
+      const others = items.filter((item) => !timedOut.includes(item));
       if (
-        failures.every((s) => isTimedOut((s.outcome as { error: unknown }).error)) &&
+        failures.every((s) => failureOf(s)!.kind === 'timed-out') &&
         timedOut.length > 0 &&
-        delivered.length > 0 &&
-        timedOut.length + delivered.length === items.length &&
-        delivered.every((item) => item.timeoutRetries < MAX_TIMEOUT_RETRIES)
+        items.some((_, i) => sent[i]!.every((s) => s.outcome?.ok === true)) &&
+        others.every((item) => item.timeoutRetries < MAX_TIMEOUT_RETRIES)
       ) {
-        for (const item of delivered) {
+        for (const item of others) {
           item.timeoutRetries++;
           dispositions.set(item, { kind: 'retry' });
         }
         for (const item of timedOut) {
           const i = items.indexOf(item);
-          // The record that timed out itself, not one that failed after it as the transaction turned abortable.
-          const failed = (s: Settling) => s.outcome?.ok === false;
-          const own = sent[i]!.findIndex((s) => failed(s) && !(s.outcome as { error: KafkaClientError }).error.txnRequiresAbort);
-          const late = own >= 0 ? own : sent[i]!.findIndex(failed);
+          const late = sent[i]!.findIndex(ownTimeout);
           const record = item.req.records[late]!;
           const where = `${record.topic}${record.partition !== undefined ? ` partition ${record.partition}` : ''}`;
           const cause = (sent[i]![late]!.outcome as { error: unknown }).error;
@@ -416,7 +386,9 @@ export class GroupCommitter {
       // Some record did not settle in time, or failed for a reason no single request explains
       // (broker, transaction, fencing): the whole batch fails with the pool's error.
       if (unattributed !== undefined) throw unattributed;
-      if (all.some((s) => s.outcome === undefined)) throw new Error('deliveries did not settle');
+      if (all.some((s) => s.outcome === undefined)) {
+        throw new TransactionAbortedError('some records of the transaction were not acknowledged in time after another failed; none of them is committed');
+      }
       const perItem = sent.map((records) => records.map((s) => (s.outcome as { ok: true; value: RecordMetadata }).value));
       await Promise.all(items.map((item, i) => item.req.participant?.finish?.(tx, perItem[i]!)));
       return perItem;
@@ -518,8 +490,6 @@ export class GroupCommitter {
   }
 }
 
-const SIZE_CODES = new Set([10, -191]);
-
 /**
  * Which of a request's records Kafka refused. Records sharing a produce batch fail together, so
  * when several failed for size, the largest is the one to blame.
@@ -527,13 +497,14 @@ const SIZE_CODES = new Set([10, -191]);
 function culprit(records: OutgoingRecord[], sent: Settling[]): number {
   let found = -1;
   sent.forEach((s, i) => {
-    if (s.outcome?.ok !== false || !isRecordSpecificError(s.outcome.error)) return;
+    const failure = failureOf(s);
+    if (failure?.kind !== 'record') return;
     if (found < 0) {
       found = i;
       return;
     }
-    const first = (sent[found]!.outcome as { ok: false; error: KafkaClientError }).error;
-    if (SIZE_CODES.has(first.code) && SIZE_CODES.has(s.outcome.error.code) && recordSize(records[i]!) > recordSize(records[found]!)) found = i;
+    const first = failureOf(sent[found]!);
+    if (first?.kind === 'record' && first.tooLarge && failure.tooLarge && recordSize(records[i]!) > recordSize(records[found]!)) found = i;
   });
   return found;
 }

@@ -95,3 +95,44 @@ export function isFencing(error: unknown): boolean {
   // librdkafka reports fencing as a fatal error (-150) whose message names the cause.
   return FENCED.has(error.code) || (error.code === KafkaCode._FATAL && /fenc/i.test(error.message));
 }
+
+/**
+ * What a failed delivery (one record's send inside a transaction) says, for group commit's blame:
+ *   record       Kafka refused the record itself (size, timestamp, unknown topic...): the request
+ *                that sent it is to blame. `tooLarge` when for its size.
+ *   timed-out    not acknowledged within message.timeout.ms: its partition (a deleted topic, a
+ *                partition without a leader) or the whole cluster. `own` is false for the copies
+ *                librdkafka gives later sends once the transaction has turned abortable.
+ *   purged       dropped by the client before it was sent (an abort's purge).
+ *   transaction  the broker, the transaction or fencing: no single request explains it.
+ */
+export type DeliveryFailure =
+  | { kind: 'record'; tooLarge: boolean }
+  | { kind: 'timed-out'; own: boolean }
+  | { kind: 'purged' }
+  | { kind: 'transaction' };
+
+/** Kafka error codes that say something about a record itself, not about the broker or the transaction. */
+const RECORD_SPECIFIC = new Set<number>([
+  2, // CORRUPT_MESSAGE
+  KafkaCode.MSG_SIZE_TOO_LARGE, // the topic's max.message.bytes
+  18, // RECORD_LIST_TOO_LARGE
+  32, // INVALID_TIMESTAMP
+  87, // INVALID_RECORD
+  -191, // _MSG_SIZE_TOO_LARGE (local: larger than message.max.bytes)
+  -190, // _UNKNOWN_PARTITION
+  -188, // _UNKNOWN_TOPIC
+  3, // UNKNOWN_TOPIC_OR_PART
+  29, // TOPIC_AUTHORIZATION_FAILED
+]);
+const TOO_LARGE = new Set<number>([KafkaCode.MSG_SIZE_TOO_LARGE, -191]);
+
+export function classifyDelivery(error: unknown): DeliveryFailure {
+  if (!(error instanceof KafkaClientError)) return { kind: 'transaction' };
+  if (error.code === KafkaCode._MSG_TIMED_OUT) return { kind: 'timed-out', own: !error.txnRequiresAbort };
+  if (error.code === KafkaCode._PURGE_QUEUE) return { kind: 'purged' };
+  // An error flagged txnRequiresAbort speaks of the transaction (what later sends get once an
+  // earlier one failed), not of the record it came back for.
+  if (RECORD_SPECIFIC.has(error.code) && !error.txnRequiresAbort) return { kind: 'record', tooLarge: TOO_LARGE.has(error.code) };
+  return { kind: 'transaction' };
+}
