@@ -7,20 +7,20 @@
  *   npm run faults -- --only 1,3,7      # some scenarios (numbers or ids)
  *   npm run faults -- --out DIR         # report directory (default bench/results/faults)
  *   npm run faults -- --only 7 --freeze-s 60   # a longer cluster freeze (default 30 s)
- *   npm run faults -- --render FILE.json        # rewrite FILE.md from a report's JSON (no run)
+ *   npm run faults -- --render FILE.json        # rewrite FILE.md and its figures from a report's JSON (no run)
  *
- * Writes <out>/<mode>.md (Markdown table + details) and <out>/<mode>.json, prints the table, and
+ * Writes <out>/<mode>.md (Markdown table + details), <out>/<mode>.json and one SVG figure per
+ * scenario, <out>/<mode>-<number>-<id>.svg (answers per second over the timeline), prints the table, and
  * exits 1 when any scenario found an anomaly or could not complete. The cluster uses ports
  * 29092-29097 (--base-port moves them) and takes the test suite's "cluster" port lock, so it
  * never runs beside a test that uses those ports. Everything it starts is stopped on exit,
  * Ctrl-C included.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLUSTER_BASE_PORT, withPortLock } from '../test/support/ports.js';
-import { describeMachine, markdownReport, markdownTable, writeReport, type FaultReport } from './faults/report.js';
+import { describeMachine, markdownTable, renderReport, writeReport, type FaultReport } from './faults/report.js';
 import { FaultHarness, SCENARIOS, summaryLine, type ScenarioId } from './faults/scenarios.js';
 
 const REPO = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -72,12 +72,10 @@ function commandArgs(argv: string[]): string {
   return shown.length === 0 ? '' : ` -- ${shown.join(' ')}`;
 }
 
-/** --render FILE.json: the Markdown again from a report's JSON (after the report format changed). */
-function render(file: string): number {
-  const report = JSON.parse(readFileSync(file, 'utf8')) as FaultReport;
-  const out = file.replace(/\.json$/, '') + '.md';
-  writeFileSync(out, markdownReport(report));
-  console.error(`faults: wrote ${path.relative(process.cwd(), out)}`);
+/** --render FILE.json: the Markdown and the figures again from a report's JSON (after the report format changed). */
+async function render(file: string): Promise<number> {
+  const { markdown, plots } = await renderReport(file);
+  console.error(`faults: wrote ${[markdown, ...plots].map((f) => path.relative(process.cwd(), f)).join(', ')}`);
   return 0;
 }
 
@@ -128,10 +126,10 @@ async function main(): Promise<number> {
       ok: harness.results.length === args.only.length && harness.results.every((r) => r.verdict === 'OK'),
       scenarios: harness.results,
     };
-    const files = writeReport(args.out, report);
+    const files = await writeReport(args.out, report);
     for (const r of harness.results) log(`${r.number}. ${r.title}: ${summaryLine(r)}`);
     console.log(markdownTable(harness.results));
-    log(`report: ${path.relative(process.cwd(), files.markdown)}, ${path.relative(process.cwd(), files.json)}`);
+    log(`report: ${[files.markdown, files.json, ...files.plots].map((f) => path.relative(process.cwd(), f)).join(', ')}`);
     return report.ok ? 0 : 1;
   };
   // The default ports are the test suite's cluster ports: take its lock, as tests do.

@@ -5,13 +5,14 @@
  * end every request is checked as `txgate verify` does (no anomaly allowed).
  *
  *   npm run soak -- [--minutes 10] [--concurrency 64] [--retention-minutes 10] [--quick]
+ *   npm run soak -- --render bench/results/soak/soak.json   # rewrite soak.md and soak.svg from the JSON (no run)
  *
  * --quick: 1 minute. The window is the gateway's idempotency retention (10 minutes at least), so
  * key counts rise for that long and then must level off: run longer than the retention to see it.
- * Writes bench/results/soak/soak.json and soak.md (samples, and each series' slope over the last
- * half of the run).
+ * Writes bench/results/soak/soak.json, soak.md (samples, and each series' slope over the last
+ * half of the run) and soak.svg (every series over time; bench/lib/soak-report.ts).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,7 @@ import { ensureTopics } from '../src/local-kafka/topics.js';
 import { checkLoad, runLoad, verdictLine } from '../src/verify/index.js';
 import { listTransactions } from '../src/verify/transactions.js';
 import { freePort, GatewayProcess } from '../test/support/gateway-process.js';
+import { renderSoakReport, writeSoakReport } from './lib/soak-report.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     'sample-seconds': { type: 'string', default: '5' },
     port: { type: 'string', default: '19692' },
     quick: { type: 'boolean', default: false },
+    render: { type: 'string' },
   },
 });
 const minutes = values.quick ? 1 : Number(values.minutes);
@@ -167,32 +170,10 @@ async function main(): Promise<void> {
     const out = path.join(path.dirname(new URL(import.meta.url).pathname), 'results', 'soak');
     mkdirSync(out, { recursive: true });
     const machine = { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadAvg: os.loadavg() };
-    writeFileSync(path.join(out, 'soak.json'), JSON.stringify({ minutes, concurrency, retentionMs, machine, verdict: verdictLine(report), stats: load.stats, slopes, samples }, null, 2));
-    const fmt = (n: number | undefined, d = 1): string => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(d));
-    const rows = samples
-      .filter((s, i) => i === samples.length - 1 || s.coordinatorIds !== undefined)
-      .map((s) => `| ${s.atS} | ${s.acknowledged} | ${fmt(s.rssMiB)} | ${fmt(s.heapUsedMiB)} | ${s.openFds} | ${fmt(s.eventLoopP99Ms)} | ${fmt(s.poolBusy, 0)} | ${fmt(s.poolReplacing, 0)} | ${fmt(s.idempotencyKeys, 0)} | ${s.coordinatorIds ?? '–'} |`);
-    writeFileSync(
-      path.join(out, 'soak.md'),
-      [
-        `# Soak: ${minutes} min, ${concurrency} clients, idempotency retention ${retentionMs / 60_000} min`,
-        '',
-        `Machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}. ${verdictLine(report)}`,
-        '',
-        '| s | acknowledged | RSS MiB | heap MiB | fds | loop p99 ms | busy | replacing | keys | coordinator ids |',
-        '|---|---|---|---|---|---|---|---|---|---|',
-        ...rows,
-        '',
-        'Slopes over the second half of the run, per minute: ' +
-          Object.entries(slopes)
-            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
-            .join(', '),
-        '',
-      ].join('\n'),
-    );
+    const files = await writeSoakReport(out, { minutes, concurrency, retentionMs, machine, verdict: verdictLine(report), stats: load.stats, slopes, samples });
     console.log(verdictLine(report));
     console.log(`soak: slopes over the second half (per minute): ${JSON.stringify(slopes)}`);
-    console.log(`soak: report in ${out}`);
+    console.log(`soak: report in ${Object.values(files).map((f) => path.relative(process.cwd(), f)).join(', ')}`);
     process.exitCode = report.verdict === 'OK' ? 0 : 1;
   } finally {
     await gateway?.kill('SIGTERM').catch(() => {});
@@ -201,4 +182,9 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (values.render) {
+  const files = await renderSoakReport(values.render);
+  console.log(`soak: wrote ${Object.values(files).map((f) => path.relative(process.cwd(), f)).join(', ')}`);
+} else {
+  await main();
+}

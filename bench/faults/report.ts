@@ -1,10 +1,12 @@
 /** The fault scenarios' report: machine description, a Markdown table and the JSON document. */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import { fetchKafkaJars } from '../../src/local-kafka/launcher.js';
+import { faultScenarioSpec } from '../lib/fault-plots.js';
+import type { ScenarioSeries } from '../lib/fault-series.js';
 import { SCENARIOS, type ModeParams, type ScenarioResult } from './scenarios.js';
 
 export interface Machine {
@@ -59,8 +61,14 @@ export interface FaultReport {
   params: ModeParams;
   transactionsCheck: string;
   ok: boolean;
-  scenarios: ScenarioResult[];
+  scenarios: FaultScenarioResult[];
 }
+
+/** A scenario's result with its answers per second (reports written before they were recorded have none: no figure). */
+export type FaultScenarioResult = ScenarioResult & { series?: ScenarioSeries | undefined };
+
+/** The figure of a scenario in a report whose files are <base>.json and <base>.md: <base>-<number>-<id>.svg. */
+export const plotFile = (base: string, r: Pick<ScenarioResult, 'number' | 'id'>): string => `${base}-${r.number}-${r.id}.svg`;
 
 /** Text safe in a Markdown table cell: one line, no pipes. */
 const cell = (text: string): string => text.replace(/\s*\n\s*/g, ' ').replaceAll('|', '/');
@@ -102,9 +110,10 @@ export function markdownTable(results: ScenarioResult[]): string {
   return rows.join('\n');
 }
 
-function details(r: ScenarioResult): string {
+function details(r: FaultScenarioResult, base: string): string {
   const info = SCENARIOS.find((x) => x.id === r.id);
   const lines = [`### ${r.number}. ${r.title}`, '', info?.shows ?? '', ''];
+  if (r.series) lines.push(`![Scenario ${r.number} over time: 200 answers per second by load, error answers per second by kind, the timeline's moments](${plotFile(base, r)})`, '');
   lines.push('Timeline (seconds from the scenario start):', '');
   for (const t of r.timeline) lines.push(`- ${(t.atMs / 1000).toFixed(1)} s: ${t.what}`);
   lines.push('');
@@ -136,8 +145,15 @@ function transactionsText(r: ScenarioResult): string {
   return `${t.ongoing.length} ongoing, ${t.hanging.length} hanging, ${t.transactionalIds} transactional ids`;
 }
 
-export function markdownReport(report: FaultReport): string {
+/** The report in Markdown; `base` names its figures (plotFile), next to it. */
+export function markdownReport(report: FaultReport, base: string = report.mode): string {
   const m = report.machine;
+  const plotted = report.scenarios.filter((r) => r.series).length;
+  const figures =
+    plotted === 0
+      ? "No figures: this report's JSON holds no answers per second (`series`) to plot."
+      : `Figures (one per scenario${plotted < report.scenarios.length ? ` with answers per second, ${plotted} of ${report.scenarios.length}` : ''}, under Details): 200 answers per second for each load, with the pre-fault baseline and the recovery threshold; ` +
+        'the other answers per second by kind, stacked; the moments of the timeline as vertical rules, faults in red, recoveries (the recovery rule met) in green, the rest in grey.';
   return [
     `# txgate fault scenarios (${report.mode})`,
     '',
@@ -153,19 +169,42 @@ export function markdownReport(report: FaultReport): string {
     '',
     markdownTable(report.scenarios),
     '',
+    figures,
+    '',
     '## Details',
     '',
-    report.scenarios.map(details).join('\n\n'),
+    report.scenarios.map((r) => details(r, base)).join('\n\n'),
     '',
   ].join('\n');
 }
 
-/** Writes <dir>/<mode>.json and <dir>/<mode>.md; returns their paths. */
-export function writeReport(dir: string, report: FaultReport): { json: string; markdown: string } {
+/** Writes <dir>/<mode>.json, <dir>/<mode>.md and the figures (<dir>/<mode>-<n>-<id>.svg); returns their paths. */
+export async function writeReport(dir: string, report: FaultReport): Promise<{ json: string; markdown: string; plots: string[] }> {
   mkdirSync(dir, { recursive: true });
   const json = path.join(dir, `${report.mode}.json`);
-  const markdown = path.join(dir, `${report.mode}.md`);
   writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(markdown, markdownReport(report));
-  return { json, markdown };
+  return { json, ...(await renderReport(json, report)) };
+}
+
+/**
+ * From a report's JSON (FILE.json): FILE.md and FILE-<n>-<id>.svg for every scenario with answers
+ * per second, replacing the figures an earlier render left (`npm run faults -- --render FILE.json`).
+ */
+export async function renderReport(jsonFile: string, report: FaultReport = JSON.parse(readFileSync(jsonFile, 'utf8')) as FaultReport): Promise<{ markdown: string; plots: string[] }> {
+  const dir = path.dirname(jsonFile);
+  const base = path.basename(jsonFile).replace(/\.json$/, '');
+  // figures of an earlier render (a scenario since dropped, or renamed) go
+  for (const f of readdirSync(dir)) if (f.startsWith(`${base}-`) && /^\d+-[a-z-]+\.svg$/.test(f.slice(base.length + 1))) rmSync(path.join(dir, f));
+  // vega loads only here: the CI test imports this module for markdownTable alone
+  const { renderSvg } = await import('../lib/plots.js');
+  const plots: string[] = [];
+  for (const r of report.scenarios) {
+    if (!r.series) continue;
+    const file = path.join(dir, plotFile(base, r));
+    writeFileSync(file, await renderSvg(faultScenarioSpec({ mode: report.mode, result: r, series: r.series, recoveryFraction: report.params.recovery.fraction })));
+    plots.push(file);
+  }
+  const markdown = path.join(dir, `${base}.md`);
+  writeFileSync(markdown, markdownReport(report, base));
+  return { markdown, plots };
 }

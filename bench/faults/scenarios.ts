@@ -23,6 +23,7 @@ import { buildReport, check, checkTransactions, runLoad, type GatewayMode, type 
 import { runKeyPrefix } from '../../src/verify/payload.js';
 import type { Example, ReadRecord } from '../../src/verify/types.js';
 import { GatewayProcess, freePort } from '../../test/support/gateway-process.js';
+import { scenarioSeries, type ScenarioSeries } from '../lib/fault-series.js';
 import {
   AttemptRecorder,
   countBetween,
@@ -200,6 +201,8 @@ export interface ScenarioResult {
   /** The machine's 1-minute load average when the scenario started and ended (the machine is shared). */
   loadAverage: { start: number; end: number };
   timeline: Array<{ atMs: number; what: string }>;
+  /** Answers per second over the timeline: 200s by load, the others by kind (the report's figure). */
+  series?: ScenarioSeries | undefined;
   /** Scenario-specific figures (freeze answer times, exit codes, coordinators...). */
   figures: Record<string, unknown>;
   transactions: TransactionsView | { checked: false; reason: string };
@@ -777,6 +780,12 @@ export class ScenarioRun {
       durationMs: main?.stats.durationMs ?? 0,
       loadAverage: { start: this.loadAverageAtStart, end: loadAverage() },
       timeline: this.timeline,
+      series: scenarioSeries(
+        this.recorder.attempts,
+        this.t0,
+        this.loads.filter((l) => !l.quiet).map((l) => ({ name: l.name, keyPrefix: this.keyPrefix(l.name) })),
+        { mainLoadStartMs: this.mainLoadStart() - this.t0 },
+      ),
       figures: this.figures,
       transactions: { checked: false, reason: this.harness.transactionsCheck === 'off' ? 'not asked for' : 'not checked yet' },
       gatewayLogs,
