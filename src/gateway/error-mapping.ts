@@ -1,5 +1,5 @@
 /**
- * The errors TransactionService.submit() may throw (see /tmp/team/gateway-contract.md), mapped
+ * The errors TransactionService.submit() may throw, mapped
  * to problems. Matching is by the stable `code`, never by class or message, so this module does
  * not depend on where each error class lives.
  */

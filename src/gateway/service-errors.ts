@@ -1,6 +1,6 @@
 /**
  * Errors the TransactionService adds to src/errors.ts. Each has a stable `code` the HTTP layer
- * maps to a status (see /tmp/team/gateway-contract.md): callers branch on codes, never messages.
+ * maps to a status: callers branch on codes, never messages.
  */
 import { TxGateError } from '../errors.js';
 

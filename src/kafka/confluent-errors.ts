@@ -3,7 +3,7 @@
  *
  * The flags are read from the native error's own fields (isFatal, isRetriable,
  * isTxnRequiresAbort): the client's KafkaJS-style layer reads differently named fields and so
- * always reports false (kafka-facts.md), which is why the pool uses the lower-level API.
+ * always reports false, which is why the pool uses the lower-level API.
  */
 import { createRequire } from 'node:module';
 import { KafkaClientError } from '../pool/producer-port.js';

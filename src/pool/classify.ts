@@ -1,6 +1,6 @@
 /**
  * All of the pool's transactional error handling is decided here, in one place (the way
- * franz-go keeps it in pkg/kgo/txn.go). Each error a producer raises maps to one action:
+ * franz-go keeps its own). Each error a producer raises maps to one action:
  *
  *   retry    transient (coordinator moving, CONCURRENT_TRANSACTIONS right after a commit, a
  *            timed-out commit): repeat the same call with backoff, within a deadline. A commit

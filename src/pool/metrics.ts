@@ -18,39 +18,16 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 export function createPoolMetrics(registry: Registry, prefix = 'txgate_pool_'): PoolMetrics {
   const registers = [registry];
-  const acquireWait = new Histogram({
-    name: `${prefix}acquire_wait_seconds`,
-    help: 'Time callers waited for a free producer',
-    buckets: DURATION_BUCKETS,
-    registers,
-  });
-  const duration = new Histogram({
-    name: `${prefix}transaction_duration_seconds`,
-    help: 'Time from acquiring a producer to the end of its transaction, by outcome',
-    labelNames: ['outcome'],
-    buckets: DURATION_BUCKETS,
-    registers,
-  });
-  const transactions = new Counter({
-    name: `${prefix}transactions_total`,
-    help: 'Transactions by outcome (committed, aborted, unknown)',
-    labelNames: ['outcome'],
-    registers,
-  });
-  const records = new Counter({ name: `${prefix}records_committed_total`, help: 'Records in committed transactions', registers });
-  const retries = new Counter({ name: `${prefix}retries_total`, help: 'Retried transactional calls by step', labelNames: ['step'], registers });
-  const replacements = new Counter({
-    name: `${prefix}replacements_total`,
-    help: 'Producers replaced in their slot, by cause',
-    labelNames: ['cause'],
-    registers,
-  });
-  const rejected = new Counter({
-    name: `${prefix}rejected_total`,
-    help: 'Callers refused before a transaction began, by reason',
-    labelNames: ['reason'],
-    registers,
-  });
+  const histogram = (name: string, help: string, labelNames: string[] = []) =>
+    new Histogram({ name: `${prefix}${name}`, help, labelNames, buckets: DURATION_BUCKETS, registers });
+  const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name: `${prefix}${name}`, help, labelNames, registers });
+  const acquireWait = histogram('acquire_wait_seconds', 'Time callers waited for a free producer');
+  const duration = histogram('transaction_duration_seconds', 'Time from acquiring a producer to the end of its transaction, by outcome', ['outcome']);
+  const transactions = counter('transactions_total', 'Transactions by outcome (committed, aborted, unknown)', ['outcome']);
+  const records = counter('records_committed_total', 'Records in committed transactions');
+  const retries = counter('retries_total', 'Retried transactional calls by step', ['step']);
+  const replacements = counter('replacements_total', 'Producers replaced in their slot, by cause', ['cause']);
+  const rejected = counter('rejected_total', 'Callers refused before a transaction began, by reason', ['reason']);
   for (const outcome of ['committed', 'aborted', 'unknown']) transactions.inc({ outcome }, 0);
 
   const events: PoolEvents = {
