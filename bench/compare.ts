@@ -28,10 +28,11 @@ import { fileURLToPath } from 'node:url';
 import { LocalKafka, ensureTopics, fetchKafkaJars } from '../src/local-kafka/index.js';
 import { GatewayProcess, freePort } from '../test/support/gateway-process.js';
 import { listTransactionalIds } from '../test/support/kafka.js';
-import type { LibraryResult, LibrarySpec } from './lib/library.js';
-import type { LoadgenResult, LoadgenSpec } from './lib/loadgen.js';
+import { procStatusMiB } from '../test/support/proc.js';
+import type { LibrarySpec } from './lib/library.js';
+import type { LoadgenSpec } from './lib/loadgen.js';
 import { barSpec, lineSpec, renderSvg, type PlotRow } from './lib/plots.js';
-import { bridgeBody, gatewayBody, VALUE_BYTES } from './lib/work.js';
+import { bridgeBody, gatewayBody, VALUE_BYTES, type RunResult } from './lib/work.js';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.join(BENCH, '..');
@@ -90,25 +91,17 @@ const TSX = ['--import', 'tsx'];
 // Blocking transactional calls each hold a libuv thread: size the pool above any concurrency used.
 const CHILD_ENV = { ...process.env, UV_THREADPOOL_SIZE: '128' };
 
-/** VmHWM (peak RSS) of a live process in MiB; sampled, because it is gone once the process exits. */
-function vmHwmMiB(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Keeps the latest VmHWM of `pid` (and of its children, for wrapper scripts) until stopped. */
+/**
+ * Keeps the latest VmHWM (peak RSS) of `pid` (and of its children, for wrapper scripts) until stopped:
+ * sampled, because it is gone once the process exits.
+ */
 function trackPeak(pid: number | undefined): () => number {
   let peak = NaN;
   const sample = () => {
-    let v = vmHwmMiB(pid);
+    let v = procStatusMiB(pid, 'VmHWM');
     try {
       // A launcher script (the bridge's) runs the JVM as its child: take the largest.
-      for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) v = Math.max(v || 0, vmHwmMiB(Number(child)));
+      for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) v = Math.max(v || 0, procStatusMiB(Number(child), 'VmHWM'));
     } catch {
       // no children file: the process has exited
     }
@@ -202,8 +195,8 @@ class ServerProcess {
   }
 }
 
-function loadgen(spec: LoadgenSpec): Promise<LoadgenResult> {
-  return runJson<LoadgenResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'loadgen.ts'), JSON.stringify(spec)], process.env);
+function loadgen(spec: LoadgenSpec): Promise<RunResult> {
+  return runJson<RunResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'loadgen.ts'), JSON.stringify(spec)], process.env);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +218,7 @@ interface Mode {
   run(ctx: Ctx, connections: number, records: number): Promise<Point> | undefined;
 }
 
-function point(mode: Mode, connections: number, records: number, r: LoadgenResult | LibraryResult, peakRssMiB: number, idPrefix?: string): Point {
+function point(mode: Mode, connections: number, records: number, r: RunResult, peakRssMiB: number, idPrefix?: string): Point {
   const requestsPerSec = r.ok / r.seconds;
   return {
     mode: mode.name,
@@ -366,8 +359,20 @@ function modes(): Mode[] {
         async (port) => {
           const dir = mkdtempSync(path.join(os.tmpdir(), 'txgate-bench-bridge-'));
           const config = path.join(dir, 'application.properties');
-          writeFileSync(config, `bridge.id=bench\nkafka.bootstrap.servers=${ctx.bootstrap}\nhttp.host=127.0.0.1\nhttp.port=${port}\nkafka.producer.acks=all\n`);
-          const s = await ServerProcess.start('bash', [path.join(home, 'bin', 'kafka_bridge_run.sh'), `--config-file=${config}`], port, '/ready');
+          // /ready is served on the management port only; it is fixed (8081) unless moved.
+          const management = await freePort();
+          writeFileSync(config, `bridge.id=bench\nkafka.bootstrap.servers=${ctx.bootstrap}\nhttp.host=127.0.0.1\nhttp.port=${port}\nhttp.management.port=${management}\nkafka.producer.acks=all\n`);
+          // kafka_bridge_run.sh runs the first `java` on PATH, and the bridge needs Java 21+.
+          const javaHome = process.env.STRIMZI_BRIDGE_JAVA_HOME ?? process.env.JAVA_HOME;
+          const env = javaHome ? { ...CHILD_ENV, PATH: `${path.join(javaHome, 'bin')}${path.delimiter}${process.env.PATH ?? ''}` } : CHILD_ENV;
+          let s: ServerProcess;
+          try {
+            // GET / answers 200 on the API port once it listens.
+            s = await ServerProcess.start('bash', [path.join(home, 'bin', 'kafka_bridge_run.sh'), `--config-file=${config}`], port, '/', env);
+          } catch (error) {
+            rmSync(dir, { recursive: true, force: true });
+            throw error;
+          }
           return { url: s.url, pid: s.child.pid, stop: async () => (await s.stop(), rmSync(dir, { recursive: true, force: true })) };
         },
         { path: `/topics/${ctx.topic}`, body: bridgeBody(r), contentType: 'application/vnd.kafka.binary.v2+json' },
@@ -387,7 +392,7 @@ function modes(): Mode[] {
 async function libraryPoint(mode: Mode, ctx: Ctx, spec: Pick<LibrarySpec, 'mode' | 'concurrency' | 'records' | 'prefix' | 'poolSize'>): Promise<Point> {
   const full: LibrarySpec = { ...spec, bootstrap: ctx.bootstrap, topic: ctx.topic, seconds: SECONDS };
   let stopPeak: () => number = () => NaN;
-  const result = await runJson<LibraryResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'library.ts'), JSON.stringify(full)], CHILD_ENV, (child) => {
+  const result = await runJson<RunResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'library.ts'), JSON.stringify(full)], CHILD_ENV, (child) => {
     stopPeak = trackPeak(child.pid);
   });
   return point(mode, spec.concurrency, spec.records, result, stopPeak(), spec.prefix);
@@ -582,7 +587,8 @@ async function main(): Promise<void> {
       console.log(
         '# strimzi bridge skipped: set STRIMZI_BRIDGE_HOME to a built bridge distribution (the directory with bin/kafka_bridge_run.sh). ' +
           'Build it from github.com/strimzi/strimzi-kafka-bridge with Java 21+: mvn -B package -Dmaven.test.skip=true -Dspotbugs.skip -Dcheckstyle.skip ' +
-          '-Dmaven.javadoc.skip=true (pin -Dstrimzi-oauth.version etc. if a version its main asks for is not served); the distribution is target/kafka-bridge-*/kafka-bridge-*/',
+          '-Dmaven.javadoc.skip=true (pin -Dstrimzi-oauth.version etc. if a version its main asks for is not served); the distribution is target/kafka-bridge-*/kafka-bridge-*/. ' +
+          'It runs on Java 21+: set STRIMZI_BRIDGE_JAVA_HOME (or JAVA_HOME) to such a JDK.',
       );
     const info = machine(libDir);
     console.log(`# txgate comparison, ${profile.name} profile: ${SECONDS} s per point, connections ${profile.connections.join(', ')}, records ${profile.records.join(', ')}, broker ${bootstrap}`);

@@ -10,16 +10,14 @@
  *   TXGATE_BROKERS=host:9092 npm run bench:gateway     # or uses yours
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=1,16,64,256 BENCH_POOL_SIZE=8 BENCH_RECORDS=1 npm run bench:gateway
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import { LocalKafka, ensureTopics } from '../src/local-kafka/index.js';
+import { freePort, GatewayProcess } from '../test/support/gateway-process.js';
+import { autocannon, type AutocannonResult, type AutocannonRun } from './lib/autocannon.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const DURATION = env('BENCH_DURATION', 10);
@@ -28,42 +26,13 @@ const POOL_SIZE = env('BENCH_POOL_SIZE', 8);
 const RECORDS = env('BENCH_RECORDS', 1);
 const WARMUP = env('BENCH_WARMUP', 2);
 const VALUE_BYTES = 256;
-const REPO = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-// autocannon ships no types: the part of its programmatic API used here.
-interface LoadRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  setupRequest?: (request: LoadRequest, context: Record<string, unknown>) => LoadRequest;
-  onResponse?: (status: number, body: string, context: Record<string, unknown>) => void;
-}
-interface LoadResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  '2xx': number;
-  statusCodeStats: Record<string, { count: number }>;
-  latency: { p50: number; p99: number };
-}
-interface LoadRun extends PromiseLike<LoadResult> {
-  stop(): void;
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: {
-  url: string;
-  connections: number;
-  duration: number;
-  timeout: number;
-  requests: LoadRequest[];
-}) => LoadRun;
 
 interface Run {
   label: string;
   mode: 'no key' | 'with key';
   connections: number;
-  result: LoadResult;
+  result: AutocannonResult;
   /** Request ids answered 2xx. */
   acked: Set<string>;
   /** From /metrics: requests committed and pool transactions by outcome during the run. */
@@ -78,110 +47,32 @@ interface Run {
 // ---------------------------------------------------------------------------------------------
 // The gateway as a child process
 
-class GatewayProcess {
-  private readonly stderrTail: string[] = [];
-  readonly exited: Promise<number | null>;
-
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly url: string,
-  ) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    const forward = (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) {
-        if (line.trim() === '') continue;
-        this.stderrTail.push(line);
-        if (this.stderrTail.length > 20) this.stderrTail.shift();
-        process.stderr.write(`[gateway] ${line}\n`);
-      }
-    };
-    child.stdout?.on('data', forward);
-    child.stderr?.on('data', forward);
+/** `txgate serve` in its own process, its output echoed on stderr; resolves once it is ready. */
+async function startGateway(bootstrap: string, runId: string): Promise<GatewayProcess> {
+  const gateway = new GatewayProcess({
+    label: 'gateway',
+    brokers: bootstrap,
+    port: await freePort(),
+    instanceId: 'bench',
+    // Own transactional ids: never fences a gateway that runs on the same cluster.
+    args: ['--pool-size', String(POOL_SIZE), '--transactional-id-prefix', `bench-gw-${runId}`],
+    // This process's environment, as `npm run bench:gateway` sets it (UV_THREADPOOL_SIZE=128).
+    env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
+    onLine: (line) => process.stderr.write(`[gateway] ${line}\n`),
+  });
+  try {
+    await gateway.ready(90_000);
+  } catch (err) {
+    await gateway.stop();
+    throw err;
   }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  static async start(bootstrap: string, runId: string): Promise<GatewayProcess> {
-    const port = await freePort();
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(REPO, 'bin', 'txgate.cjs'),
-        'serve',
-        '--brokers', bootstrap,
-        '--host', '127.0.0.1',
-        '--port', String(port),
-        '--pool-size', String(POOL_SIZE),
-        '--log-level', 'warn',
-        // Own transactional ids: never fences a gateway that runs on the same cluster.
-        '--transactional-id-prefix', `bench-gw-${runId}`,
-        '--instance-id', 'bench',
-      ],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: process.env },
-    );
-    const gateway = new GatewayProcess(child, `http://127.0.0.1:${port}`);
-    let exitCode: number | null | undefined;
-    void gateway.exited.then((code) => (exitCode = code));
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (exitCode !== undefined) throw new Error(`the gateway exited with code ${exitCode} before it was ready:\n${gateway.stderrTail.join('\n')}`);
-      try {
-        if ((await fetch(`${gateway.url}/readyz`)).status === 200) return gateway;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        await gateway.stop();
-        throw new Error(`the gateway was not ready within 90 s:\n${gateway.stderrTail.join('\n')}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
-  async metrics(): Promise<string> {
-    const res = await fetch(`${this.url}/metrics`);
-    if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
-    return res.text();
-  }
-
-  /** Resident set size now (MiB), from /proc. */
-  rssMiB(): number {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  }
-
-  /** CPU seconds used so far (user + system), from /proc. */
-  cpuSeconds(): number {
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
-  }
-
-  /** SIGTERM (graceful drain), SIGKILL if it has not exited after 60 s. Resolves with the exit code. */
-  async stop(): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
-    this.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const code = await Promise.race([this.exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 60_000)))]);
-    clearTimeout(timer);
-    if (code !== 'timeout') return code;
-    this.child.kill('SIGKILL');
-    return this.exited;
-  }
+  return gateway;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+async function scrapeMetrics(gateway: GatewayProcess): Promise<string> {
+  const res = await fetch(`${gateway.url}/metrics`);
+  if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
+  return res.text();
 }
 
 /** One sample's value from Prometheus text, e.g. metric(text, 'x_total', 'outcome="committed"'); 0 when absent. */
@@ -195,7 +86,7 @@ function metric(text: string, name: string, labels = ''): number {
 async function waitIdle(gateway: GatewayProcess): Promise<string> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const text = await gateway.metrics();
+    const text = await scrapeMetrics(gateway);
     if (metric(text, 'txgate_gateway_pending_requests') === 0 && metric(text, 'txgate_pool_busy') === 0) return text;
     if (Date.now() > deadline) throw new Error('the gateway still has requests in flight 60 s after the run ended');
     await new Promise((r) => setTimeout(r, 100));
@@ -215,7 +106,7 @@ function requestBody(topic: string, id: string): string {
   return `{"records":[${records.join(',')}]}`;
 }
 
-let current: LoadRun | undefined;
+let current: AutocannonRun | undefined;
 let interrupted = false;
 
 async function load(gateway: GatewayProcess, topic: string, label: string, connections: number, seconds: number, withKey: boolean) {
@@ -255,8 +146,8 @@ async function measure(gateway: GatewayProcess, topic: string, mode: Run['mode']
   const cpu0 = gateway.cpuSeconds();
   const loadgen0 = process.cpuUsage();
   const started = performance.now();
-  let peak = gateway.rssMiB();
-  const sampler = setInterval(() => (peak = Math.max(peak, gateway.rssMiB())), 100);
+  let peak = gateway.memory().rssMiB;
+  const sampler = setInterval(() => (peak = Math.max(peak, gateway.memory().rssMiB)), 100);
   const { result, acked } = await load(gateway, topic, label, connections, DURATION, mode === 'with key');
   clearInterval(sampler);
   const wall = (performance.now() - started) / 1000;
@@ -426,7 +317,7 @@ async function main(): Promise<void> {
     const runId = `${Date.now()}`;
     const topic = `bench-gateway-${runId}`;
     await ensureTopics(bootstrap, [{ topic, partitions: 6 }]);
-    gateway = await GatewayProcess.start(bootstrap, runId);
+    gateway = await startGateway(bootstrap, runId);
     console.log(
       `# txgate gateway bench: ${DURATION} s per run at ${CONNECTIONS.join(', ')} connections, ${RECORDS} x ${VALUE_BYTES} B records per request, ` +
         `pool size ${POOL_SIZE}, gateway pid ${gateway.pid} (own process, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 64}), broker ${bootstrap}, ` +
@@ -447,9 +338,9 @@ async function main(): Promise<void> {
       }
     }
 
-    const gatewayStats = await gateway.metrics();
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${gateway.pid}/status`, 'utf8'));
-    const exitCode = await gateway.stop();
+    const gatewayStats = await scrapeMetrics(gateway);
+    const { hwmMiB } = gateway.memory();
+    const { code: exitCode } = await gateway.stop();
     gateway = undefined;
 
     console.log('');
@@ -463,7 +354,7 @@ async function main(): Promise<void> {
       );
     }
     console.log(
-      `gateway: exited with code ${exitCode} after a graceful drain, VmHWM ${hwm ? (Number(hwm[1]) / 1024).toFixed(0) : '?'} MiB, ` +
+      `gateway: exited with code ${exitCode} after a graceful drain, VmHWM ${hwmMiB.toFixed(0)} MiB, ` +
         `pool transactions aborted ${metric(gatewayStats, 'txgate_pool_transactions_total', 'outcome="aborted"')}, ` +
         `unknown ${metric(gatewayStats, 'txgate_pool_transactions_total', 'outcome="unknown"')}, ` +
         `producers replaced ${gatewayStats.split('\n').filter((l) => l.startsWith('txgate_pool_replacements_total')).reduce((n, l) => n + Number(l.split(' ').pop()), 0)}`,

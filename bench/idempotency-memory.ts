@@ -21,10 +21,8 @@
  *   BENCH_DURATION (10 s per load run), BENCH_ROUNDS (2 runs each), BENCH_CONNECTIONS (256),
  *   BENCH_POOL_SIZE (8), BENCH_KAFKA_PORT (19492)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +35,8 @@ import { decodeRecord, encodeClaim, encodeOutcome, summarizeRecord } from '../sr
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, topicRetentionConfig } from '../src/gateway/idempotency/retention.js';
 import { IdempotencyView } from '../src/gateway/idempotency/view.js';
 import { LocalKafka, ensureTopics } from '../src/local-kafka/index.js';
-import { freePort } from '../test/support/gateway-process.js';
+import { freePort, GatewayProcess } from '../test/support/gateway-process.js';
+import { autocannon, type AutocannonResult } from './lib/autocannon.js';
 
 const REPO = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: flags } = parseArgs({
@@ -61,120 +60,6 @@ const VALUE_BASE64 = Buffer.alloc(256, 'x').toString('base64');
 const NONCE = randomBytes(4).toString('hex');
 const MiB = 1024 * 1024;
 
-// autocannon ships no types: the part of its programmatic API used here.
-interface LoadRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  setupRequest?: (request: LoadRequest, context: Record<string, unknown>) => LoadRequest;
-}
-interface LoadResult {
-  duration: number;
-  errors: number;
-  non2xx: number;
-  '2xx': number;
-  latency: { p50: number; p99: number };
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: {
-  url: string;
-  connections: number;
-  duration: number;
-  timeout: number;
-  requests: LoadRequest[];
-}) => PromiseLike<LoadResult>;
-
-// ---------------------------------------------------------------------------------------------
-// The gateway as a child process (of this checkout, or of another one)
-
-class Gateway {
-  private readonly tail: string[] = [];
-  readonly exited: Promise<number | null>;
-  readonly startedAt = performance.now();
-
-  constructor(
-    private readonly child: ChildProcess,
-    readonly url: string,
-  ) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    const keep = (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) {
-        if (line.trim() === '') continue;
-        this.tail.push(line);
-        if (this.tail.length > 30) this.tail.shift();
-      }
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-  }
-
-  static async start(root: string, bootstrap: string, idempotencyTopic: string, label: string): Promise<Gateway> {
-    const port = await freePort();
-    // Its own environment: only the start-up deadline (long enough for millions of keys; a
-    // checkout without that setting ignores it), and the CLI's own libuv pool size.
-    const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TXGATE_') && k !== 'UV_THREADPOOL_SIZE'));
-    childEnv.TXGATE_START_TIMEOUT_MS = '900000';
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(root, 'bin', 'txgate.cjs'),
-        'serve',
-        '--brokers', bootstrap,
-        '--host', '127.0.0.1',
-        '--port', String(port),
-        '--pool-size', String(POOL_SIZE),
-        '--log-level', 'warn',
-        '--idempotency-topic', idempotencyTopic,
-        '--transactional-id-prefix', `bench-idem-${NONCE}-${label.replace(/[^A-Za-z0-9._-]+/g, '-')}`,
-        '--instance-id', 'bench',
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv },
-    );
-    return new Gateway(child, `http://127.0.0.1:${port}`);
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  /** Seconds from the process's start until /readyz answers 200. */
-  async ready(timeoutMs = 900_000): Promise<number> {
-    let exitCode: number | null | undefined;
-    void this.exited.then((code) => (exitCode = code));
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (exitCode !== undefined) throw new Error(`the gateway exited with code ${exitCode} before it was ready:\n${this.tail.join('\n')}`);
-      try {
-        const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-        await res.arrayBuffer();
-        if (res.status === 200) return (performance.now() - this.startedAt) / 1000;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`the gateway was not ready within ${timeoutMs} ms:\n${this.tail.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /** VmRSS and VmHWM (peak), MiB. */
-  memory(): { rss: number; hwm: number } {
-    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
-    return { rss: kib('VmRSS') / 1024, hwm: kib('VmHWM') / 1024 };
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([this.exited.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), 60_000)))]);
-    clearTimeout(timer);
-    if (!done) {
-      this.child.kill('SIGKILL');
-      await this.exited;
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Filling the idempotency topic
@@ -239,9 +124,9 @@ async function fill(bootstrap: string, topic: string, dataTopic: string, keys: n
 
 interface Started {
   label: string;
-  gateway: Gateway;
+  gateway: GatewayProcess;
   startupS: number;
-  atReady: { rss: number; hwm: number };
+  atReady: { rssMiB: number; hwmMiB: number };
 }
 
 interface Latencies {
@@ -250,13 +135,27 @@ interface Latencies {
   p99: number;
 }
 
+/** `txgate serve` of the checkout `root` in its own process, on `topic` as its idempotency topic, until it is ready. */
 async function startGateway(root: string, bootstrap: string, topic: string, label: string): Promise<Started> {
   process.stderr.write(`${label}: starting the gateway\n`);
-  const gateway = await Gateway.start(root, bootstrap, topic, label);
+  const gateway = new GatewayProcess({
+    label,
+    root,
+    brokers: bootstrap,
+    port: await freePort(),
+    instanceId: 'bench',
+    args: [
+      '--pool-size', String(POOL_SIZE),
+      '--idempotency-topic', topic,
+      '--transactional-id-prefix', `bench-idem-${NONCE}-${label.replace(/[^A-Za-z0-9._-]+/g, '-')}`,
+    ],
+    // Only the start-up deadline, long enough for millions of keys (a checkout without that setting ignores it).
+    env: { TXGATE_START_TIMEOUT_MS: '900000' },
+  });
   try {
-    const startupS = await gateway.ready();
+    const startupS = (await gateway.ready(900_000, 100)) / 1000;
     const atReady = gateway.memory();
-    process.stderr.write(`${label}: ready after ${startupS.toFixed(1)} s, RSS ${atReady.rss.toFixed(0)} MiB (peak ${atReady.hwm.toFixed(0)})\n`);
+    process.stderr.write(`${label}: ready after ${startupS.toFixed(1)} s, RSS ${atReady.rssMiB.toFixed(0)} MiB (peak ${atReady.hwmMiB.toFixed(0)})\n`);
     return { label, gateway, startupS, atReady };
   } catch (err) {
     await gateway.stop();
@@ -264,7 +163,7 @@ async function startGateway(root: string, bootstrap: string, topic: string, labe
   }
 }
 
-async function keyedLoad(gateway: Gateway, dataTopic: string, label: string, connections: number, seconds: number): Promise<LoadResult> {
+async function keyedLoad(gateway: GatewayProcess, dataTopic: string, label: string, connections: number, seconds: number): Promise<AutocannonResult> {
   let seq = 0;
   return autocannon({
     url: gateway.url,
@@ -289,7 +188,7 @@ async function keyedLoad(gateway: Gateway, dataTopic: string, label: string, con
 }
 
 /** Replays the first REPLAYS filled keys one at a time: their outcomes are among the oldest, read back from Kafka. */
-async function replayOld(gateway: Gateway, dataTopic: string): Promise<Latencies> {
+async function replayOld(gateway: GatewayProcess, dataTopic: string): Promise<Latencies> {
   const took: number[] = [];
   let replayed = 0;
   for (let i = 0; i < REPLAYS; i++) {
@@ -307,7 +206,7 @@ async function replayOld(gateway: Gateway, dataTopic: string): Promise<Latencies
   return { replayed, p50: took[Math.floor(took.length / 2)]!, p99: took[Math.floor(took.length * 0.99)]! };
 }
 
-const rate = (r: LoadResult) => r['2xx'] / r.duration;
+const rate = (r: AutocannonResult) => r['2xx'] / r.duration;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 // ---------------------------------------------------------------------------------------------
@@ -414,7 +313,7 @@ async function main(): Promise<void> {
     started.push(full);
     const replays = { fromKafka: await replayOld(full.gateway, dataTopic), fromMemory: await replayOld(full.gateway, dataTopic) };
     for (const s of started) await keyedLoad(s.gateway, dataTopic, `${s.label.replace(/\W+/g, '')}-warmup`, 16, 2); // first connections, JIT
-    const loads = new Map<Started, LoadResult[]>(started.map((s) => [s, []]));
+    const loads = new Map<Started, AutocannonResult[]>(started.map((s) => [s, []]));
     for (let round = 0; round < ROUNDS; round++) {
       for (const s of round % 2 === 0 ? started : [...started].reverse()) {
         const result = await keyedLoad(s.gateway, dataTopic, `${s.label.replace(/\W+/g, '')}-${round}`, CONNECTIONS, DURATION);
@@ -424,7 +323,7 @@ async function main(): Promise<void> {
     }
     const after = new Map(started.map((s) => [s, s.gateway.memory()]));
 
-    const perKey = (e: Started, f: Started) => ((f.atReady.rss - e.atReady.rss) * MiB) / KEYS;
+    const perKey = (e: Started, f: Started) => ((f.atReady.rssMiB - e.atReady.rssMiB) * MiB) / KEYS;
     console.log('');
     console.log(
       `# txgate idempotency keys at scale: ${KEYS.toLocaleString('en')} keys (${2 * KEYS} records) filled in ${fillS.toFixed(0)} s; ` +
@@ -436,16 +335,16 @@ async function main(): Promise<void> {
       const runs = loads.get(s);
       const mem = after.get(s);
       console.log(
-        `${s.label.padEnd(27)} ${s.startupS.toFixed(1).padStart(10)} ${s.atReady.rss.toFixed(0).padStart(9)} ${s.atReady.hwm.toFixed(0).padStart(9)} ` +
+        `${s.label.padEnd(27)} ${s.startupS.toFixed(1).padStart(10)} ${s.atReady.rssMiB.toFixed(0).padStart(9)} ${s.atReady.hwmMiB.toFixed(0).padStart(9)} ` +
           (runs
             ? `${runs.map((r) => rate(r).toFixed(0)).join(', ').padStart(36)} ${median(runs.map((r) => r.latency.p99)).toFixed(0).padStart(8)} ` +
-              `${String(runs.reduce((n, r) => n + r.non2xx + r.errors, 0)).padStart(9)}  ${mem!.rss.toFixed(0)} / ${mem!.hwm.toFixed(0)}`
+              `${String(runs.reduce((n, r) => n + r.non2xx + r.errors, 0)).padStart(9)}  ${mem!.rssMiB.toFixed(0)} / ${mem!.hwmMiB.toFixed(0)}`
             : '(no load)'),
       );
     }
     console.log('');
     console.log(`bytes per key: ${perKey(empty, full).toFixed(0)} ((RSS with the keys - RSS empty) / keys, both at ready)`);
-    console.log(`start-up with the keys: ${full.startupS.toFixed(1)} s (empty: ${empty.startupS.toFixed(1)} s); peak RSS ${after.get(full)!.hwm.toFixed(0)} MiB`);
+    console.log(`start-up with the keys: ${full.startupS.toFixed(1)} s (empty: ${empty.startupS.toFixed(1)} s); peak RSS ${after.get(full)!.hwmMiB.toFixed(0)} MiB`);
     const mean = (s: Started) => loads.get(s)!.reduce((n, r) => n + rate(r), 0) / ROUNDS;
     console.log(`keyed throughput at ${CONNECTIONS} connections (mean of ${ROUNDS}): ${mean(full).toFixed(0)} req/s with the keys vs ${mean(empty).toFixed(0)} empty: x${(mean(full) / mean(empty)).toFixed(2)}`);
     console.log(

@@ -12,7 +12,7 @@
  * Writes bench/results/soak/soak.json, soak.md (samples, and each series' slope over the last
  * half of the run) and soak.svg (every series over time; bench/lib/soak-report.ts).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,7 @@ import { ensureTopics } from '../src/local-kafka/topics.js';
 import { checkLoad, runLoad, verdictLine } from '../src/verify/index.js';
 import { listTransactions } from '../src/verify/transactions.js';
 import { freePort, GatewayProcess } from '../test/support/gateway-process.js';
+import { procStatusMiB } from '../test/support/proc.js';
 import { renderSoakReport, writeSoakReport } from './lib/soak-report.js';
 
 const { values } = parseArgs({
@@ -73,11 +74,6 @@ function metricWhere(text: string, name: string, label: string): number {
   return sum;
 }
 
-function procStatusKiB(pid: number, field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : Number.NaN;
-}
-
 /** Least-squares slope of y over x. */
 function slope(points: Array<[number, number]>): number {
   const n = points.length;
@@ -121,7 +117,7 @@ async function main(): Promise<void> {
       const text = await (await fetch(`${gateway!.url}/metrics`)).text();
       const s: Sample = {
         atS: Math.round((Date.now() - started) / 1000),
-        rssMiB: procStatusKiB(pid, 'VmRSS') / 1024,
+        rssMiB: procStatusMiB(pid, 'VmRSS'),
         heapUsedMiB: metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20,
         openFds: readdirSync(`/proc/${pid}/fd`).length,
         eventLoopP99Ms: metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000,

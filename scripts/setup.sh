@@ -15,6 +15,8 @@
 #      against the system libraries (CKJS_LINKING=dynamic): its default install downloads prebuilt
 #      binaries and dependency sources from GitHub, which is not reachable here.
 #   4. The Kafka jars, resolved once from Maven Central into a cache (scripts/kafka-local.sh fetch).
+#   5. dist/, the compiled JavaScript that bin/txgate.cjs runs: recompiled from src/ when src/ changed
+#      since it was built (scripts/build.cjs --if-stale; a few milliseconds when nothing changed).
 #
 # Every failure names the step that failed and how to fix it.
 #
@@ -333,4 +335,8 @@ fi
 t0=$SECONDS
 bash "$ROOT/scripts/kafka-local.sh" fetch >/dev/null || die "scripts/kafka-local.sh fetch failed (exit $?)"
 if ((SECONDS - t0 >= 5)); then log "Kafka jars fetched in $(elapsed $((SECONDS - t0)))"; fi
+
+# ---------------------------------------------------------------- 5: dist/ matches src/
+step "compile src/ to dist/ (scripts/build.cjs)" "read tsc's errors above, fix them, then run setup again"
+node "$ROOT/scripts/build.cjs" --if-stale >&2 || die "scripts/build.cjs --if-stale failed (exit $?)"
 step "done" ""

@@ -2,7 +2,8 @@
 # test.sh: typecheck, then run the whole suite (or the test files given as arguments) with node's
 # built-in runner against one dedicated single-node Kafka broker, started here for the run and
 # stopped on exit whatever happens. Integration tests reach it through TXGATE_TEST_BOOTSTRAP.
-# Run `bash scripts/setup.sh` first (npm test does).
+# Run `bash scripts/setup.sh` first (npm test does). The tests that start gateway processes run
+# bin/txgate.cjs, which runs dist/: it is recompiled here first if src/ changed since it was built.
 #
 # Environment (all optional):
 #   TXGATE_TEST_KAFKA_PORT (39092)   the test broker's port (its controller takes the next one); when
@@ -117,6 +118,9 @@ trap 'exit 143' TERM
 log "starting the test broker on 127.0.0.1:$KAFKA_PORT"
 bash scripts/kafka-local.sh start >"$broker_log" 2>&1 &
 broker_pid=$!
+
+# the compiled CLI that gateway tests spawn: the current src/, never a stale dist/ (a no-op when it matches)
+node scripts/build.cjs --if-stale || { log "could not compile src/ to dist/ (tsc's errors are above)"; exit 1; }
 
 typecheck_rc=0
 if [[ ${TXGATE_SKIP_TYPECHECK:-0} != 1 ]]; then

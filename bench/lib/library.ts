@@ -5,10 +5,10 @@
  *   pool   the TransactionalProducerPool at a given size
  *   seed   a producer per transaction with a random transactional.id (the seed's design)
  *
- * Arg: one JSON LibrarySpec. Prints one JSON line (LibraryResult) on stdout.
+ * Arg: one JSON LibrarySpec. Prints one JSON line (RunResult, bench/lib/work.ts) on stdout.
  */
 import { TransactionalProducerPool, createConfluentProducerFactory } from '../../src/index.js';
-import { errorKind, percentile, records, seedTransaction } from './work.js';
+import { errorKind, percentile, records, seedTransaction, type RunResult } from './work.js';
 
 export interface LibrarySpec {
   mode: 'pool' | 'seed';
@@ -19,15 +19,6 @@ export interface LibrarySpec {
   records: number;
   seconds: number;
   poolSize?: number;
-}
-
-export interface LibraryResult {
-  seconds: number;
-  ok: number;
-  errors: Record<string, number>;
-  p50: number;
-  p99: number;
-  p999: number;
 }
 
 async function main(): Promise<void> {
@@ -73,7 +64,7 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   await close();
   latencies.sort((a, b) => a - b);
-  const out: LibraryResult = {
+  const out: RunResult = {
     seconds,
     ok: latencies.length,
     errors,

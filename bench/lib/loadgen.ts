@@ -1,9 +1,10 @@
 /**
  * The load generator, run as its own process (bench/lib/harness.ts spawns it) so autocannon never
  * shares an event loop or a core's time slice accounting with the process under test. It takes
- * one JSON argument, runs autocannon, and prints one JSON line (LoadgenResult) on stdout.
+ * one JSON argument, runs autocannon, and prints one JSON line (RunResult, bench/lib/work.ts) on stdout.
  */
-import { createRequire } from 'node:module';
+import { autocannon, type AutocannonRequest } from './autocannon.js';
+import type { RunResult } from './work.js';
 
 export interface LoadgenSpec {
   url: string;
@@ -17,39 +18,6 @@ export interface LoadgenSpec {
   timeoutSeconds?: number;
 }
 
-export interface LoadgenResult {
-  seconds: number;
-  ok: number;
-  /** Non-2xx answers by status, plus transport errors and timeouts. */
-  errors: Record<string, number>;
-  p50: number;
-  p99: number;
-  p999: number;
-}
-
-// autocannon ships no types: the part of its API used here.
-interface AutocannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  '2xx': number;
-  statusCodeStats: Record<string, { count: number }>;
-  latency: { p50: number; p99: number; p99_9: number };
-}
-interface AutocannonRequest {
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-  setupRequest?: (request: AutocannonRequest) => AutocannonRequest;
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: {
-  url: string;
-  connections: number;
-  duration: number;
-  timeout: number;
-  requests: AutocannonRequest[];
-}) => PromiseLike<AutocannonResult>;
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as LoadgenSpec;
@@ -78,7 +46,7 @@ async function main(): Promise<void> {
   // autocannon's `errors` counts timeouts too: report them apart.
   if (result.errors - result.timeouts > 0) errors['connection error'] = result.errors - result.timeouts;
   if (result.timeouts > 0) errors.timeout = result.timeouts;
-  const out: LoadgenResult = {
+  const out: RunResult = {
     seconds: result.duration,
     ok: result['2xx'],
     errors,

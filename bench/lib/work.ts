@@ -42,6 +42,17 @@ export async function seedTransaction(bootstrap: string, prefix: string, batch: 
   }
 }
 
+/** What one measured run reports, as one JSON line: bench/lib/loadgen.ts over HTTP, bench/lib/library.ts in process. */
+export interface RunResult {
+  seconds: number;
+  ok: number;
+  /** Failures by kind: non-2xx answers by status, transport errors and timeouts (loadgen); errorKind() (library). */
+  errors: Record<string, number>;
+  p50: number;
+  p99: number;
+  p999: number;
+}
+
 /**
  * One producer shared by every concurrent caller, each running begin / send / commit as if it
  * were alone. librdkafka refuses a second begin while a transaction is open, and a send from a

@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RdKafka } from '@confluentinc/kafka-javascript';
-import { createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
-import { TransactionalProducerPool } from '../../src/pool/pool.js';
+import type { TransactionalProducerPool } from '../../src/pool/pool.js';
 import { encodeOutcome } from '../../src/gateway/idempotency/record-format.js';
 import type { IdempotencyStore } from '../../src/gateway/idempotency/store.js';
 import { IdempotencyKeyMismatchError, IdempotencyUnavailableError } from '../../src/gateway/service-errors.js';
 import { TransactionService, type SubmitResult } from '../../src/gateway/transaction-service.js';
-import { consumeAll, createTopics, testBootstrap, uniqueName } from '../support/kafka.js';
+import { consumeAll, createTopics, startKafkaPool, testBootstrap, uniqueName } from '../support/kafka.js';
 
 const bootstrap = testBootstrap();
 const kafka = { 'bootstrap.servers': bootstrap };
@@ -81,13 +80,7 @@ async function deleteBefore(topic: string, partition: number, offset: number): P
 
 before(async () => {
   await createTopics(bootstrap, [{ topic: dataTopic, partitions: 1 }]);
-  pool = new TransactionalProducerPool({
-    producerFactory: createConfluentProducerFactory(kafka),
-    size: 2,
-    transactionalIdPrefix: uniqueName('read'),
-    instanceId: 'a',
-  });
-  await pool.start();
+  pool = await startKafkaPool(bootstrap, { size: 2, idPrefix: 'read', instanceId: 'a' });
 });
 
 after(async () => {

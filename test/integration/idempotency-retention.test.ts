@@ -5,13 +5,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
 import { runLauncher } from '../../src/local-kafka/launcher.js';
-import { TransactionalProducerPool } from '../../src/pool/pool.js';
+import type { TransactionalProducerPool } from '../../src/pool/pool.js';
 import { IdempotencyStore, type Logger } from '../../src/gateway/idempotency/store.js';
 import { RETENTION_MARGIN_MS } from '../../src/gateway/idempotency/retention.js';
 import { TransactionService, type SubmitResult } from '../../src/gateway/transaction-service.js';
-import { consumeAll, createTopics, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
+import { consumeAll, createTopics, startKafkaPool, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
 
 const bootstrap = testBootstrap();
 const kafka = { 'bootstrap.servers': bootstrap };
@@ -48,13 +47,7 @@ function capture(): Logger & { warnings: string[] } {
 
 before(async () => {
   await createTopics(bootstrap, [{ topic: dataTopic, partitions: 1 }]);
-  pool = new TransactionalProducerPool({
-    producerFactory: createConfluentProducerFactory(kafka),
-    size: 2,
-    transactionalIdPrefix: uniqueName('ret'),
-    instanceId: 'a',
-  });
-  await pool.start();
+  pool = await startKafkaPool(bootstrap, { size: 2, idPrefix: 'ret', instanceId: 'a' });
 });
 
 after(async () => {

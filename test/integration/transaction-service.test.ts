@@ -3,8 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PoolClosedError } from '../../src/errors.js';
-import { createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
-import { TransactionalProducerPool } from '../../src/pool/pool.js';
+import type { TransactionalProducerPool } from '../../src/pool/pool.js';
 import type { OutgoingRecord, RecordMetadata } from '../../src/pool/producer-port.js';
 import {
   IdempotencyKeyInFlightError,
@@ -12,7 +11,7 @@ import {
   RecordRejectedError,
 } from '../../src/gateway/service-errors.js';
 import { TransactionService, type SubmitResult } from '../../src/gateway/transaction-service.js';
-import { consumeAll, createTopics, testBootstrap, uniqueName, type ConsumedRecord } from '../support/kafka.js';
+import { consumeAll, createTopics, startKafkaPool, testBootstrap, uniqueName, type ConsumedRecord } from '../support/kafka.js';
 
 const bootstrap = testBootstrap();
 const kafka = { 'bootstrap.servers': bootstrap };
@@ -25,13 +24,7 @@ const pools: TransactionalProducerPool[] = [];
 const services: TransactionService[] = [];
 
 async function newPool(size: number, instanceId: string): Promise<TransactionalProducerPool> {
-  const pool = new TransactionalProducerPool({
-    producerFactory: createConfluentProducerFactory(kafka),
-    size,
-    transactionalIdPrefix: uniqueName('svc'),
-    instanceId,
-  });
-  await pool.start();
+  const pool = await startKafkaPool(bootstrap, { size, idPrefix: 'svc', instanceId });
   pools.push(pool);
   return pool;
 }

@@ -35,6 +35,7 @@ import {
   type TopicPartitionOffset,
   type TransactionalProducer,
 } from '../../src/pool/producer-port.js';
+import { TransactionalProducerPool } from '../../src/pool/pool.js';
 import type { PoolOptions } from '../../src/pool/types.js';
 
 export type CallKind = 'init' | 'begin' | 'send' | 'sendOffsets' | 'commit' | 'abort' | 'close';
@@ -107,15 +108,6 @@ export function deferred<T = void>(): Deferred<T> {
     reject(reason);
   };
   return d;
-}
-
-/** Polls `condition` until it holds; fails with `what` when `timeoutMs` passes first. */
-export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
 }
 
 /** Lets every already-queued callback, microtask and immediate run (no timers). */
@@ -800,4 +792,11 @@ export function fakePoolOptions(cluster: FakeCluster, overrides: Partial<PoolOpt
     healthCheckIntervalMs: 10,
     ...overrides,
   };
+}
+
+/** A pool over `cluster` with fakePoolOptions(cluster, overrides), started. */
+export async function startPool(cluster: FakeCluster, overrides: Partial<PoolOptions> = {}): Promise<TransactionalProducerPool> {
+  const pool = new TransactionalProducerPool(fakePoolOptions(cluster, overrides));
+  await pool.start();
+  return pool;
 }

@@ -4,8 +4,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { RdKafka } from '@confluentinc/kafka-javascript';
+import { createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
 import { readTopics, type Isolation, type TopicRecord } from '../../src/kafka/read-topic.js';
 import { ensureTopics, type TopicSpec } from '../../src/local-kafka/topics.js';
+import { TransactionalProducerPool } from '../../src/pool/pool.js';
 import { listTransactions } from '../../src/verify/transactions.js';
 
 /** The shared test broker's bootstrap address (host:port), from TXGATE_TEST_BOOTSTRAP. */
@@ -44,19 +46,20 @@ export async function listTransactionalIds(bootstrap: string): Promise<string[]>
   return (await listTransactions(bootstrap)).map((t) => t.transactionalId);
 }
 
-/** Polls `condition` until it returns a truthy value (returned) or the deadline passes (throws). */
-export async function waitFor<T>(
-  condition: () => T | Promise<T>,
-  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-  for (;;) {
-    const v = await condition();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${opts.timeoutMs ?? 30_000} ms waiting for ${opts.what ?? 'a condition'}`);
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
-  }
+/** A started pool of `size` transactional producers on `bootstrap`, its ids under a prefix no other test uses. */
+export async function startKafkaPool(bootstrap: string, opts: { size: number; idPrefix: string; instanceId: string }): Promise<TransactionalProducerPool> {
+  const pool = new TransactionalProducerPool({
+    producerFactory: createConfluentProducerFactory({ 'bootstrap.servers': bootstrap }),
+    size: opts.size,
+    transactionalIdPrefix: uniqueName(opts.idPrefix),
+    instanceId: opts.instanceId,
+  });
+  await pool.start();
+  return pool;
 }
+
+// Polling lives in wait.ts (unit tests on fakes use it without the Kafka client); integration tests take it from here.
+export { waitFor, type WaitOptions } from './wait.js';
 
 /** One record as read back (src/kafka/read-topic.ts: tests and `txgate verify` share the reader). */
 export type ConsumedRecord = TopicRecord;

@@ -12,7 +12,8 @@ import type { GatewayConfig } from '../../src/gateway/config.js';
 import type { TransactionRunner } from '../../src/gateway/group-commit.js';
 import { startGateway, type RunningGateway, type StartableService } from '../../src/gateway/server.js';
 import { GatewayStartError, retryStep, StartupTracker, type StartContext } from '../../src/gateway/startup.js';
-import { FakeCluster, kafkaErrors, waitUntil } from '../support/fake-producer.js';
+import { FakeCluster, kafkaErrors } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 import { memorySource } from '../support/gateway-stubs.js';
 
 const NOENT = () => Object.assign(new Error('Local: No such entry'), { code: -156 });
@@ -92,7 +93,7 @@ test('while a start-up step keeps failing: alive, /readyz says which step and wh
     // The listener is up before start-up is done.
     const health = await fetch(`${gw.url}/healthz`);
     assert.equal(health.status, 200);
-    await waitUntil(() => probe.attempts >= 2, 'the failing step to be retried', 10_000);
+    await waitFor(() => probe.attempts >= 2, { ...ON_FAKES, timeoutMs: 10_000, what: 'the failing step to be retried' });
 
     const ready = await gw.app.inject({ url: '/readyz' });
     assert.equal(ready.statusCode, 503, ready.body);
@@ -137,7 +138,7 @@ test('a producer pool that cannot initialise yet is started again with new produ
   probe.failing = false;
   const gw = await startGateway(config(), { producerFactory: cluster.factory, topicSource: topics(), service: make, waitUntilReady: false });
   try {
-    await waitUntil(() => gw.startup().attempts >= 1, 'a failed pool start to be reported', 10_000);
+    await waitFor(() => gw.startup().attempts >= 1, { ...ON_FAKES, timeoutMs: 10_000, what: 'a failed pool start to be reported' });
     const status = gw.startup();
     assert.match(status.step ?? '', /^starting the producer pool/);
     assert.match(status.lastError ?? '', /InitProducerId timed out/);
@@ -172,7 +173,7 @@ test('start-up gives up at its deadline with an error naming the step and the la
   assert.ok(Date.now() - startedAt >= 1_000, 'it retried until near the deadline');
   assert.ok(probe.attempts > 2, `retried (${probe.attempts} attempts)`);
   assert.ok(probe.closed, 'the service was closed');
-  await waitUntil(() => cluster.producers().every((p) => p.closed), 'every producer closed');
+  await waitFor(() => cluster.producers().every((p) => p.closed), { ...ON_FAKES, what: 'every producer closed' });
 });
 
 test('an error retrying cannot fix ends start-up at once', async () => {
@@ -190,7 +191,7 @@ test('close() while starting stops start-up and shuts down cleanly', async () =>
   const cluster = new FakeCluster();
   const { probe, make } = flakyService();
   const gw = await startGateway(config(), { producerFactory: cluster.factory, topicSource: topics(), service: make, waitUntilReady: false });
-  await waitUntil(() => probe.attempts >= 2, 'start-up to be retrying', 10_000);
+  await waitFor(() => probe.attempts >= 2, { ...ON_FAKES, timeoutMs: 10_000, what: 'start-up to be retrying' });
   assert.equal(await gw.close(), true);
   await assert.rejects(gw.ready, PoolClosedError);
   assert.equal(probe.signal?.aborted, true, 'the step was told to stop');
@@ -198,7 +199,7 @@ test('close() while starting stops start-up and shuts down cleanly', async () =>
   assert.equal(gw.shutdownStep(), 'stopped');
   assert.ok(probe.closed);
   assert.ok(await listenerRefuses(gw.url), 'the listener is closed');
-  await waitUntil(() => cluster.producers().every((p) => p.closed), 'every producer closed');
+  await waitFor(() => cluster.producers().every((p) => p.closed), { ...ON_FAKES, what: 'every producer closed' });
   assert.equal(probe.attempts, attempts, 'no attempt after close');
 });
 

@@ -6,9 +6,10 @@ import { AcquireAbortedError, PoolClosedError, TransactionAbortedError, Transact
 import { GroupCommitter, ParticipantRejection, type BatchParticipant } from '../../src/gateway/group-commit.js';
 import { RecordRejectedError } from '../../src/gateway/service-errors.js';
 import { TransactionalProducerPool } from '../../src/pool/pool.js';
-import type { RecordMetadata } from '../../src/pool/producer-port.js';
+import { KafkaClientError, type RecordMetadata } from '../../src/pool/producer-port.js';
 import type { Transaction } from '../../src/pool/types.js';
-import { FakeCluster, fakePoolOptions, flush, kafkaErrors, rec, track, waitUntil, type Hold } from '../support/fake-producer.js';
+import { FakeCluster, fakePoolOptions, flush, kafkaErrors, rec, track, type Hold } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -196,6 +197,39 @@ describe('group commit', () => {
     assert.equal(cluster.callsOf('send', { where: (c) => c.record?.value?.toString() === 'never' }).length, 4);
   });
 
+  it('runs batch-mates again without the request whose record timed out (a deleted topic), which fails aborted', async () => {
+    const { cluster, gc } = await setup({ size: 1 });
+    const { first, commits } = await occupyProducer(cluster, gc);
+    const msgTimedOut = () => new KafkaClientError('Local: Message timed out', { code: -192, codeName: '_MSG_TIMED_OUT', fatal: false, retriable: false, txnRequiresAbort: false });
+    cluster.failNext('send', msgTimedOut, { where: (c) => c.record?.value?.toString() === 'gone', times: 100 });
+    const a = gc.submit({ records: [rec('a')] });
+    const gone = track(gc.submit({ records: [rec('ok'), rec('gone')] }));
+    const b = gc.submit({ records: [rec('b')] });
+    commits.stop();
+    await first;
+    assert.deepEqual(valuesAt(cluster, await a), ['a']);
+    assert.deepEqual(valuesAt(cluster, await b), ['b']);
+    await assert.rejects(gone.promise, (e: Error) => e instanceof TransactionAbortedError && /record 1 \(topic t/.test(e.message));
+    assert.deepEqual(cluster.committedValues().sort(), ['a', 'b', 'first']);
+    // one attempt: a retry would hold a producer for another message.timeout.ms
+    assert.equal(cluster.callsOf('send', { where: (c) => c.record?.value?.toString() === 'gone' }).length, 1);
+    assert.equal(cluster.callsOf('send', { where: (c) => c.record?.value?.toString() === 'a' }).length, 2);
+  });
+
+  it('fails the whole batch when every request timed out (the cluster, not a partition)', async () => {
+    const { cluster, gc } = await setup({ size: 1 });
+    const { first, commits } = await occupyProducer(cluster, gc);
+    const msgTimedOut = () => new KafkaClientError('Local: Message timed out', { code: -192, codeName: '_MSG_TIMED_OUT', fatal: false, retriable: false, txnRequiresAbort: false });
+    cluster.failNext('send', msgTimedOut, { where: (c) => ['a', 'b'].includes(c.record?.value?.toString() ?? ''), times: 100 });
+    const a = track(gc.submit({ records: [rec('a')] }));
+    const b = track(gc.submit({ records: [rec('b')] }));
+    commits.stop();
+    await first;
+    await assert.rejects(a.promise, TransactionAbortedError);
+    await assert.rejects(b.promise, TransactionAbortedError);
+    assert.equal(cluster.callsOf('send', { where: (c) => c.record?.value?.toString() === 'a' }).length, 1, 'not run again');
+  });
+
   it('lets a waiting caller leave (AcquireAbortedError) without touching its batch-mates', async () => {
     const { cluster, gc } = await setup({ size: 1 });
     const { first, commits } = await occupyProducer(cluster, gc);
@@ -219,7 +253,7 @@ describe('group commit', () => {
     assert.equal(pool.stats().waiting, 1);
     leaving.abort();
     await assert.rejects(a.promise, AcquireAbortedError);
-    await waitUntil(() => pool.stats().waiting === 0, 'the emptied batch to leave the pool queue');
+    await waitFor(() => pool.stats().waiting === 0, { ...ON_FAKES, what: 'the emptied batch to leave the pool queue' });
     assert.equal(gc.stats().openBatches, 0);
     commits.stop();
     await first;

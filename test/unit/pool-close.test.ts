@@ -3,14 +3,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PoolClosedError, TransactionAbortedError, TransactionClosedError, TransactionError, TransactionOutcomeUnknownError } from '../../src/errors.js';
 import { TransactionalProducerPool } from '../../src/pool/pool.js';
-import type { PoolOptions, Transaction } from '../../src/pool/types.js';
-import { deferred, FakeCluster, fakePoolOptions, flush, kafkaErrors, rec, track, waitUntil } from '../support/fake-producer.js';
-
-async function startPool(cluster: FakeCluster, overrides: Partial<PoolOptions> = {}): Promise<TransactionalProducerPool> {
-  const pool = new TransactionalProducerPool(fakePoolOptions(cluster, overrides));
-  await pool.start();
-  return pool;
-}
+import type { Transaction } from '../../src/pool/types.js';
+import { deferred, FakeCluster, fakePoolOptions, flush, kafkaErrors, rec, startPool, track } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 
 describe('close()', () => {
   it('lets running transactions finish, rejects waiters and new callers, then closes every producer', async () => {
@@ -26,9 +21,9 @@ describe('close()', () => {
         return i;
       }),
     );
-    await waitUntil(() => started === 2, 'both slots busy');
+    await waitFor(() => started === 2, { ...ON_FAKES, what: 'both slots busy' });
     const waiters = [0, 1, 2].map((i) => track(pool.run((tx) => tx.send(rec(`waiter-${i}`)))));
-    await waitUntil(() => pool.stats().waiting === 3, 'three waiters');
+    await waitFor(() => pool.stats().waiting === 3, { ...ON_FAKES, what: 'three waiters' });
 
     const closing = track(pool.close({ timeoutMs: 5000 }));
     for (const w of waiters) await assert.rejects(w.promise, PoolClosedError);
@@ -64,7 +59,7 @@ describe('close()', () => {
         return 'late';
       }),
     );
-    await waitUntil(() => cluster.callsOf('send')[0]?.status === 'ok', 'stuck work sent');
+    await waitFor(() => cluster.callsOf('send')[0]?.status === 'ok', { ...ON_FAKES, what: 'stuck work sent' });
     await pool.close({ timeoutMs: 30 });
     assert.ok(handle);
     return { cluster, pool, never, stuck, tx: handle };
@@ -82,7 +77,7 @@ describe('close()', () => {
   it('the run() whose transaction close() aborted settles at once with TransactionAbortedError', async () => {
     const { stuck, never } = await stuckAtClose();
     try {
-      await waitUntil(stuck.settled, 'run() of the aborted transaction settles before its work returns', 500);
+      await waitFor(stuck.settled, { ...ON_FAKES, timeoutMs: 500, what: 'run() of the aborted transaction settles before its work returns' });
       await assert.rejects(stuck.promise, TransactionAbortedError);
     } finally {
       never.resolve();
@@ -99,7 +94,7 @@ describe('close()', () => {
   it('work returning after close() aborted its transaction commits nothing and calls no closed producer', async () => {
     const { cluster, stuck, never } = await stuckAtClose();
     never.resolve();
-    await waitUntil(stuck.settled, 'run() settles once its work returns');
+    await waitFor(stuck.settled, { ...ON_FAKES, what: 'run() settles once its work returns' });
     await assert.rejects(stuck.promise, TransactionAbortedError);
     assert.deepEqual(cluster.committedValues(), []);
     assert.deepEqual(cluster.violations, [], 'no call reached a producer after close');
@@ -133,14 +128,14 @@ describe('close()', () => {
     const closing = pool.close({ timeoutMs: 10 }).then(() => (closed = true));
     // A commit call is bounded by commitTimeoutMs, so close() waits for it rather than abort
     // or close the producer underneath it (both would overlap the commit).
-    await waitUntil(() => pool.stats().closed, 'close() began');
+    await waitFor(() => pool.stats().closed, { ...ON_FAKES, what: 'close() began' });
     await new Promise((r) => setTimeout(r, 50)); // well past close()'s 10 ms deadline
     assert.equal(closed, false, 'close() resolved while a commit was in flight');
     assert.equal(cluster.callsOf('abort').length, 0, 'abort() overlapped the commit');
     assert.ok(cluster.producers().every((p) => !p.closed), 'the producer was closed under the commit');
     held.release();
     await closing;
-    await waitUntil(running.settled, 'run() settles');
+    await waitFor(running.settled, { ...ON_FAKES, what: 'run() settles' });
     assert.equal(running.result()?.status, 'fulfilled', 'the commit the broker answered is reported committed');
     assert.deepEqual(cluster.committedValues(), ['committing']);
     assert.deepEqual(cluster.violations, []);
@@ -157,9 +152,9 @@ describe('close()', () => {
         await tx.send(rec('x'));
       }),
     );
-    await waitUntil(() => cluster.callsOf('begin').length >= 1, 'begin is being retried');
+    await waitFor(() => cluster.callsOf('begin').length >= 1, { ...ON_FAKES, what: 'begin is being retried' });
     await pool.close({ timeoutMs: 1 });
-    await waitUntil(running.settled, 'run() settles');
+    await waitFor(running.settled, { ...ON_FAKES, what: 'run() settles' });
     await assert.rejects(running.promise, (err: unknown) => err instanceof TransactionError || err instanceof PoolClosedError);
     assert.equal(ran, false, 'work ran on a pool that had closed');
     assert.deepEqual(cluster.committedValues(), []);
@@ -209,7 +204,7 @@ describe('close()', () => {
     init2.stop();
     await Promise.all([first, second]);
     await pool.close();
-    await waitUntil(() => cluster.producers().every((p) => p.closed), 'every producer (old and replacement) closed');
+    await waitFor(() => cluster.producers().every((p) => p.closed), { ...ON_FAKES, what: 'every producer (old and replacement) closed' });
     assert.deepEqual(cluster.violations, []);
   });
 

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { AcquireAbortedError, TransactionalProducerPool } from '../../src/index.js';
-import { FakeCluster, deferred, fakePoolOptions, rec, waitUntil } from '../support/fake-producer.js';
+import { FakeCluster, deferred, fakePoolOptions, rec } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 
 it('an empty transaction resolves with the value, is never committed, and keeps the producer', async () => {
   const cluster = new FakeCluster();
@@ -33,7 +34,7 @@ it('a caller whose signal fires as the producer is handed over never begins', as
     await tx.send(rec('first'));
     await gate.promise;
   });
-  await waitUntil(() => pool.stats().busy === 1, 'the only producer is lent');
+  await waitFor(() => pool.stats().busy === 1, { ...ON_FAKES, what: 'the only producer is lent' });
   const controller = new AbortController();
   let ran = false;
   const second = pool.run(
@@ -42,7 +43,7 @@ it('a caller whose signal fires as the producer is handed over never begins', as
     },
     { signal: controller.signal },
   );
-  await waitUntil(() => pool.stats().waiting === 1, 'the second caller waits');
+  await waitFor(() => pool.stats().waiting === 1, { ...ON_FAKES, what: 'the second caller waits' });
   // The producer is handed to the waiter synchronously when the first transaction releases it;
   // the caller gives up in the same tick, before its run continues.
   const begins = cluster.callsOf('begin').length;

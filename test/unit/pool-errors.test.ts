@@ -4,8 +4,9 @@ import { describe, it } from 'node:test';
 import { TransactionAbortedError, TransactionError, TransactionOutcomeUnknownError } from '../../src/errors.js';
 import { TransactionalProducerPool } from '../../src/pool/pool.js';
 import { KafkaClientError } from '../../src/pool/producer-port.js';
-import type { PoolEvents, PoolOptions, ReplaceCause, SlotState } from '../../src/pool/types.js';
-import { deferred, FakeCluster, fakePoolOptions, flush, kafkaErrors, rec, track, waitUntil } from '../support/fake-producer.js';
+import type { PoolEvents, ReplaceCause, SlotState } from '../../src/pool/types.js';
+import { deferred, FakeCluster, flush, kafkaErrors, rec, startPool, track } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 
 interface Recorded {
   retried: Array<{ slot: number; step: string }>;
@@ -23,12 +24,6 @@ function recordingEvents(): { events: PoolEvents; seen: Recorded } {
       replaced: ({ slot, transactionalId, cause }) => seen.replaced.push({ slot, transactionalId, cause }),
     },
   };
-}
-
-async function startPool(cluster: FakeCluster, overrides: Partial<PoolOptions> = {}): Promise<TransactionalProducerPool> {
-  const pool = new TransactionalProducerPool(fakePoolOptions(cluster, overrides));
-  await pool.start();
-  return pool;
 }
 
 const slotState = (pool: TransactionalProducerPool, slot: number): SlotState | undefined => pool.stats().slots.find((s) => s.slot === slot)?.state;
@@ -165,7 +160,7 @@ describe('commit fails', () => {
     assert.ok(cluster.callsOf('commit', { id }).length >= 2, 'the commit was retried before giving up');
     assert.equal(cluster.callsOf('abort', { id }).filter((c) => c.status === 'ok').length, 0, 'no abort succeeded');
 
-    await waitUntil(() => slotState(pool, 0) === 'idle' && cluster.created(id) === 2, 'slot replaced with a new producer');
+    await waitFor(() => slotState(pool, 0) === 'idle' && cluster.created(id) === 2, { ...ON_FAKES, what: 'slot replaced with a new producer' });
     assert.equal(cluster.producers(id)[0]?.closed, true, 'the old producer is closed');
     assert.equal(cluster.current(id)?.state, 'ready');
     assert.equal(pool.stats().counters.outcomeUnknown, 1);
@@ -188,7 +183,7 @@ describe('commit fails', () => {
     const pool = await startPool(cluster, { size: 1, events });
     cluster.failNext('commit', kafkaErrors.fatal);
     await assert.rejects(pool.run((tx) => tx.send(rec('a'))), (err: unknown) => err instanceof TransactionError);
-    await waitUntil(() => slotState(pool, 0) === 'idle' && cluster.created('tx-i1-0') === 2, 'replaced');
+    await waitFor(() => slotState(pool, 0) === 'idle' && cluster.created('tx-i1-0') === 2, { ...ON_FAKES, what: 'replaced' });
     assert.equal(seen.replacing[0]?.cause, 'fatal');
     assert.equal(cluster.producers('tx-i1-0')[0]?.closed, true);
     await pool.run((tx) => tx.send(rec('b')));
@@ -289,7 +284,7 @@ describe('fenced or fatal producers are replaced in the same slot with the same 
       await gate.promise;
       return tx.slot;
     });
-    await waitUntil(() => otherSlot >= 0, 'one slot busy');
+    await waitFor(() => otherSlot >= 0, { ...ON_FAKES, what: 'one slot busy' });
     const victimSlot = 1 - otherSlot;
     const victim = `tx-i1-${victimSlot}`;
     cluster.fence(victim); // another process with our prefix and instance id initialised this id
@@ -323,7 +318,7 @@ describe('fenced or fatal producers are replaced in the same slot with the same 
     }
 
     held.release();
-    await waitUntil(() => slotState(pool, victimSlot) === 'idle', 'victim slot idle again');
+    await waitFor(() => slotState(pool, victimSlot) === 'idle', { ...ON_FAKES, what: 'victim slot idle again' });
     assert.deepEqual(seen.replaced, [{ slot: victimSlot, transactionalId: victim, cause: 'fenced' }]);
     assert.equal(cluster.created(victim), 2);
     assert.equal(cluster.created(`tx-i1-${otherSlot}`), 1);
@@ -339,7 +334,7 @@ describe('fenced or fatal producers are replaced in the same slot with the same 
         return tx.slot;
       }),
     );
-    await waitUntil(() => pool.stats().busy === 2, 'both busy');
+    await waitFor(() => pool.stats().busy === 2, { ...ON_FAKES, what: 'both busy' });
     gate2.resolve();
     assert.deepEqual((await Promise.all(both)).map((r) => r.value).sort(), [0, 1]);
     assert.ok(!cluster.committedValues().includes('fenced'));
@@ -359,7 +354,7 @@ describe('fenced or fatal producers are replaced in the same slot with the same 
       (err: unknown) => err instanceof TransactionError && err.outcome === 'aborted',
     );
     assert.equal(ran, false);
-    await waitUntil(() => slotState(pool, 0) === 'idle' && cluster.created('tx-i1-0') === 2, 'replaced');
+    await waitFor(() => slotState(pool, 0) === 'idle' && cluster.created('tx-i1-0') === 2, { ...ON_FAKES, what: 'replaced' });
     assert.deepEqual(seen.replaced.map((r) => r.cause), ['fatal']);
     await pool.run((tx) => tx.send(rec('b')));
     await closeAndCheck(pool, cluster);
@@ -378,7 +373,7 @@ describe('fenced or fatal producers are replaced in the same slot with the same 
       // The pool may report the fencing rather than the work's error: both mean "aborted".
       (err: unknown) => err instanceof TransactionAbortedError && err.outcome === 'aborted',
     );
-    await waitUntil(() => slotState(pool, 0) === 'idle' && cluster.created('tx-i1-0') === 2, 'replaced');
+    await waitFor(() => slotState(pool, 0) === 'idle' && cluster.created('tx-i1-0') === 2, { ...ON_FAKES, what: 'replaced' });
     assert.deepEqual(cluster.committedValues(), []);
     assert.deepEqual(cluster.abortedValues(), ['x'], 'the replacement init aborted the left-over transaction');
     await closeAndCheck(pool, cluster);
@@ -395,7 +390,7 @@ describe('fenced or fatal producers are replaced in the same slot with the same 
       await gate.promise;
       return tx.slot;
     });
-    await waitUntil(() => otherSlot >= 0, 'one slot busy');
+    await waitFor(() => otherSlot >= 0, { ...ON_FAKES, what: 'one slot busy' });
     const victimSlot = 1 - otherSlot;
     const victim = `tx-i1-${victimSlot}`;
     // The first two attempts to bring the slot back fail (broker unreachable).
@@ -404,7 +399,7 @@ describe('fenced or fatal producers are replaced in the same slot with the same 
     await assert.rejects(pool.run((tx) => tx.send(rec('fenced'))), TransactionError);
     gate.resolve();
     await onOther;
-    await waitUntil(() => slotState(pool, victimSlot) === 'idle', 'victim slot back after failed inits', 3000);
+    await waitFor(() => slotState(pool, victimSlot) === 'idle', { ...ON_FAKES, timeoutMs: 3000, what: 'victim slot back after failed inits' });
     assert.equal(cluster.callsOf('init', { id: victim }).filter((c) => c.status === 'error').length, 2);
     const live = cluster.producers(victim).filter((p) => !p.closed);
     assert.equal(live.length, 1, 'only the working producer of the id is left open');

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { TransactionAbortedError, TransactionalProducerPool, isFencing } from '../../src/index.js';
 import type { PoolEvents } from '../../src/pool/types.js';
-import { FakeCluster, fakePoolOptions, rec, waitUntil } from '../support/fake-producer.js';
+import { FakeCluster, fakePoolOptions, rec } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 
 it('replaces a fenced slot at once the first times, then backs off and reports a fencing storm', async () => {
   const cluster = new FakeCluster();
@@ -22,7 +23,7 @@ it('replaces a fenced slot at once the first times, then backs off and reports a
       pool.run((tx) => tx.send(rec(`r${round}`))),
       (err: unknown) => err instanceof TransactionAbortedError && isFencing(err.cause),
     );
-    await waitUntil(() => pool.stats().idle === 1, `slot back after fencing ${round}`);
+    await waitFor(() => pool.stats().idle === 1, { ...ON_FAKES, what: `slot back after fencing ${round}` });
   }
 
   assert.deepEqual(

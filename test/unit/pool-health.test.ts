@@ -2,15 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TransactionError } from '../../src/errors.js';
-import { TransactionalProducerPool } from '../../src/pool/pool.js';
-import type { PoolOptions, ReplaceCause } from '../../src/pool/types.js';
-import { deferred, FakeCluster, fakePoolOptions, kafkaErrors, rec, waitUntil } from '../support/fake-producer.js';
-
-async function startPool(cluster: FakeCluster, overrides: Partial<PoolOptions> = {}): Promise<TransactionalProducerPool> {
-  const pool = new TransactionalProducerPool(fakePoolOptions(cluster, overrides));
-  await pool.start();
-  return pool;
-}
+import type { ReplaceCause } from '../../src/pool/types.js';
+import { deferred, FakeCluster, kafkaErrors, rec, startPool } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 
 describe('pool health', () => {
   it('re-initialises a slot idle past refreshIdleAfterMs with the same id, never a busy one', async () => {
@@ -29,15 +23,15 @@ describe('pool health', () => {
       await tx.send(rec('long'));
       await gate.promise;
     });
-    await waitUntil(() => busySlot >= 0, 'one slot busy');
+    await waitFor(() => busySlot >= 0, { ...ON_FAKES, what: 'one slot busy' });
     const idleId = `tx-i1-${1 - busySlot}`;
     const busyId = `tx-i1-${busySlot}`;
-    await waitUntil(() => cluster.created(idleId) >= 3, 'the idle slot refreshed twice');
+    await waitFor(() => cluster.created(idleId) >= 3, { ...ON_FAKES, what: 'the idle slot refreshed twice' });
     assert.equal(cluster.created(busyId), 1, 'the busy slot was refreshed under its transaction');
     assert.ok(replaced.every((r) => r.cause === 'refresh' && r.slot === 1 - busySlot));
     assert.deepEqual(cluster.ids().sort(), ['tx-i1-0', 'tx-i1-1'], 'refresh keeps the ids');
     const older = cluster.producers(idleId).slice(0, -1);
-    await waitUntil(() => older.every((p) => p.closed), 'refreshed-away producers are closed');
+    await waitFor(() => older.every((p) => p.closed), { ...ON_FAKES, what: 'refreshed-away producers are closed' });
     gate.resolve();
     await busy;
     assert.deepEqual(cluster.committedValues(), ['long']);
@@ -53,7 +47,7 @@ describe('pool health', () => {
     cluster.failNextCreate(() => new Error('cannot create producer'), { times: 2 });
     cluster.failNext('commit', kafkaErrors.fenced);
     await assert.rejects(pool.run((tx) => tx.send(rec('a'))), TransactionError);
-    await waitUntil(() => pool.stats().slots[0]?.state === 'idle', 'slot back after the factory failed twice');
+    await waitFor(() => pool.stats().slots[0]?.state === 'idle', { ...ON_FAKES, what: 'slot back after the factory failed twice' });
     assert.equal(cluster.created('tx-i1-0'), 2);
     await pool.run((tx) => tx.send(rec('b')));
     assert.deepEqual(cluster.committedValues(), ['b']);
@@ -73,7 +67,7 @@ describe('pool health', () => {
     assert.equal(slot?.state, 'replacing');
     assert.match(slot?.lastError ?? '', /FENCED/);
     held.release();
-    await waitUntil(() => pool.stats().slots[0]?.state === 'idle', 'slot back');
+    await waitFor(() => pool.stats().slots[0]?.state === 'idle', { ...ON_FAKES, what: 'slot back' });
     await pool.close();
   });
 });

@@ -2,15 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AcquireAbortedError, AcquireTimeoutError, PoolSaturatedError } from '../../src/errors.js';
-import { TransactionalProducerPool } from '../../src/pool/pool.js';
-import type { PoolOptions, Transaction } from '../../src/pool/types.js';
-import { deferred, FakeCluster, fakePoolOptions, flush, rec, track, waitUntil, type Deferred } from '../support/fake-producer.js';
-
-async function startPool(cluster: FakeCluster, overrides: Partial<PoolOptions> = {}): Promise<TransactionalProducerPool> {
-  const pool = new TransactionalProducerPool(fakePoolOptions(cluster, overrides));
-  await pool.start();
-  return pool;
-}
+import type { Transaction } from '../../src/pool/types.js';
+import { deferred, FakeCluster, flush, rec, startPool, track, type Deferred } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 
 /** Work that records when it starts and runs until the test opens its gate. */
 function gatedWork(name: string, log: string[], gate: Deferred<void>) {
@@ -45,7 +39,7 @@ describe('exclusive lending', () => {
         return tx.slot;
       }),
     );
-    await waitUntil(() => concurrent === 3, 'three callers at work');
+    await waitFor(() => concurrent === 3, { ...ON_FAKES, what: 'three callers at work' });
     assert.equal(pool.stats().busy, 3);
     assert.equal(pool.stats().waiting, 9);
     // Release in an order unrelated to arrival.
@@ -68,7 +62,7 @@ describe('waiting for a producer', () => {
     const log: string[] = [];
     const first = deferred();
     const holder = pool.run(gatedWork('holder', log, first));
-    await waitUntil(() => log.length === 1, 'holder at work');
+    await waitFor(() => log.length === 1, { ...ON_FAKES, what: 'holder at work' });
     const names = ['w1', 'w2', 'w3', 'w4', 'w5'];
     const open = deferred();
     open.resolve();
@@ -77,7 +71,7 @@ describe('waiting for a producer', () => {
       waiters.push(pool.run(gatedWork(name, log, open)));
       await flush(1);
     }
-    await waitUntil(() => pool.stats().waiting === 5, 'five waiters queued');
+    await waitFor(() => pool.stats().waiting === 5, { ...ON_FAKES, what: 'five waiters queued' });
     first.resolve();
     await Promise.all([holder, ...waiters]);
     assert.deepEqual(log, ['holder', ...names]);
@@ -91,7 +85,7 @@ describe('waiting for a producer', () => {
     const log: string[] = [];
     const gate = deferred();
     const holder = pool.run(gatedWork('holder', log, gate));
-    await waitUntil(() => log.length === 1, 'holder at work');
+    await waitFor(() => log.length === 1, { ...ON_FAKES, what: 'holder at work' });
     let ran = false;
     await assert.rejects(
       pool.run(
@@ -106,7 +100,7 @@ describe('waiting for a producer', () => {
     assert.equal(pool.stats().waiting, 0);
     // The queue (max 1) has room again: a timed-out waiter must not keep its place.
     const next = pool.run(gatedWork('next', log, gate));
-    await waitUntil(() => pool.stats().waiting === 1, 'next waiter queued');
+    await waitFor(() => pool.stats().waiting === 1, { ...ON_FAKES, what: 'next waiter queued' });
     gate.resolve();
     await Promise.all([holder, next]);
     assert.deepEqual(log, ['holder', 'next']);
@@ -120,7 +114,7 @@ describe('waiting for a producer', () => {
     const gate = deferred();
     const log: string[] = [];
     const holder = pool.run(gatedWork('holder', log, gate));
-    await waitUntil(() => log.length === 1, 'holder at work');
+    await waitFor(() => log.length === 1, { ...ON_FAKES, what: 'holder at work' });
     await assert.rejects(pool.run(async () => 1), (err: unknown) => err instanceof AcquireTimeoutError && err.timeoutMs === 15);
     gate.resolve();
     await holder;
@@ -133,11 +127,11 @@ describe('waiting for a producer', () => {
     const log: string[] = [];
     const gate = deferred();
     const holder = pool.run(gatedWork('holder', log, gate));
-    await waitUntil(() => log.length === 1, 'holder at work');
+    await waitFor(() => log.length === 1, { ...ON_FAKES, what: 'holder at work' });
     const ac = new AbortController();
     const aborted = track(pool.run(gatedWork('aborted', log, gate), { signal: ac.signal }));
     const after = pool.run(gatedWork('after', log, gate));
-    await waitUntil(() => pool.stats().waiting === 2, 'two waiters');
+    await waitFor(() => pool.stats().waiting === 2, { ...ON_FAKES, what: 'two waiters' });
     const reason = new Error('client went away');
     ac.abort(reason);
     await assert.rejects(aborted.promise, (err: unknown) => err instanceof AcquireAbortedError && err.cause === reason);
@@ -168,7 +162,7 @@ describe('waiting for a producer', () => {
     const gate = deferred();
     const log: string[] = [];
     const running = pool.run(gatedWork('lent', log, gate), { signal: ac.signal });
-    await waitUntil(() => log.length === 1, 'at work');
+    await waitFor(() => log.length === 1, { ...ON_FAKES, what: 'at work' });
     ac.abort();
     gate.resolve();
     assert.equal((await running).value, 'lent');
@@ -182,9 +176,9 @@ describe('waiting for a producer', () => {
     const log: string[] = [];
     const gate = deferred();
     const runs = [pool.run(gatedWork('holder', log, gate))];
-    await waitUntil(() => log.length === 1, 'holder at work');
+    await waitFor(() => log.length === 1, { ...ON_FAKES, what: 'holder at work' });
     runs.push(pool.run(gatedWork('w1', log, gate)), pool.run(gatedWork('w2', log, gate)));
-    await waitUntil(() => pool.stats().waiting === 2, 'two waiters');
+    await waitFor(() => pool.stats().waiting === 2, { ...ON_FAKES, what: 'two waiters' });
     // Refused while the holder still works: no waiting for a timeout.
     await assert.rejects(
       pool.run(gatedWork('refused', log, gate)),

@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import { PoolClosedError, PoolSaturatedError, PoolStartError, TransactionClosedError } from '../../src/errors.js';
 import { TransactionalProducerPool } from '../../src/pool/pool.js';
 import type { Transaction } from '../../src/pool/types.js';
-import { deferred, FakeCluster, fakePoolOptions, flush, kafkaErrors, rec, track, waitUntil } from '../support/fake-producer.js';
+import { deferred, FakeCluster, fakePoolOptions, flush, kafkaErrors, rec, track } from '../support/fake-producer.js';
+import { ON_FAKES, waitFor } from '../support/wait.js';
 
 describe('pool start', () => {
   it('creates N producers with ids <prefix>-<instance>-<slot> and initialises all before it is ready', async () => {
@@ -12,7 +13,7 @@ describe('pool start', () => {
     const pool = new TransactionalProducerPool(fakePoolOptions(cluster, { size: 3, transactionalIdPrefix: 'orders', instanceId: 'eu1' }));
     const inits = cluster.hold('init');
     const started = track(pool.start());
-    await waitUntil(() => inits.count === 3, 'three init calls');
+    await waitFor(() => inits.count === 3, { ...ON_FAKES, what: 'three init calls' });
     const ids = cluster.ids();
     assert.equal(ids.length, 3);
     for (const id of ids) assert.equal(cluster.created(id), 1);
@@ -61,7 +62,7 @@ describe('pool start', () => {
     cluster.failNext('init', kafkaErrors.fatal, { times: Infinity });
     const pool = new TransactionalProducerPool(fakePoolOptions(cluster, { size: 2 }));
     await assert.rejects(pool.start(), PoolStartError);
-    await waitUntil(() => cluster.producers().every((p) => p.closed), 'every producer closed after a failed start');
+    await waitFor(() => cluster.producers().every((p) => p.closed), { ...ON_FAKES, what: 'every producer closed after a failed start' });
     await assert.rejects(pool.run(async () => 1), PoolClosedError);
   });
 
@@ -74,7 +75,7 @@ describe('pool start', () => {
     const queued = track(pool.run(async () => 'never'));
     held.fail(kafkaErrors.fatal());
     await assert.rejects(starting, PoolStartError);
-    await waitUntil(queued.settled, 'the queued run() settles', 500);
+    await waitFor(queued.settled, { ...ON_FAKES, timeoutMs: 500, what: 'the queued run() settles' });
     await assert.rejects(queued.promise, PoolClosedError);
   });
 
@@ -197,7 +198,7 @@ describe('a transaction through the pool', () => {
       await tx.send(rec('3'));
       await gate.promise;
     });
-    await waitUntil(() => pool.stats().busy === 1, 'the blocker holds the only producer');
+    await waitFor(() => pool.stats().busy === 1, { ...ON_FAKES, what: 'the blocker holds the only producer' });
     await assert.rejects(pool.run(async () => 1), PoolSaturatedError); // maxWaiting 0
     gate.resolve();
     await blocker;

@@ -3,6 +3,7 @@
  * installers on PATH: `id`, `dpkg-query`, `apt-get`, `apt-cache`, `java`, `mvn`, `kcat`, `curl`,
  * `node` and `npm` are small shell scripts that log their calls, and PATH holds nothing else but
  * links to the basic system tools the script needs. Nothing on the machine is installed or changed.
+ * The project's scripts/kafka-local.sh and scripts/build.cjs are fakes that log their calls too.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -125,6 +126,12 @@ function sandbox(opts: SandboxOptions = {}) {
 lib="$KAFKA_LOCAL_CACHE/kafka_2.13-4.3.1/lib"
 mkdir -p "$lib" && touch "$lib/.complete" && echo "$lib"`,
   );
+  // like the real one, run by node: compiles src/ to dist/ when it is stale (tested in package-build.test.ts)
+  writeFileSync(
+    path.join(project, 'scripts', 'build.cjs'),
+    `require('node:fs').appendFileSync(process.env.FAKE_STATE + '/calls.log', 'build.cjs ' + process.argv.slice(2).join(' ') + '\\n');
+if (process.env.FAKE_BUILD_FAIL) { console.error("src/index.ts(1,1): error TS1005: ';' expected. (fake)"); process.exit(2); }`,
+  );
 
   const installed = opts.installed ?? [];
   writeFileSync(path.join(state, 'installed'), installed.map((p) => `${p}\n`).join(''));
@@ -241,6 +248,7 @@ describe('setup.sh: system packages', () => {
     assert.equal(npm.length, 1);
     assert.match(npm[0]!, /^npm ci --no-audit --no-fund \| .* \| CKJS_LINKING=dynamic$/);
     assert.deepEqual(only(r.calls, /^kafka-local\.sh /), ['kafka-local.sh fetch']);
+    assert.deepEqual(only(r.calls, /^build\.cjs /), ['build.cjs --if-stale'], 'then dist/, from src/');
     // long steps say what they do and about how long
     assert.match(r.stderr, /setup: apt-get install openjdk-17-jdk-headless .* \(about 1-3 minutes\)/);
     assert.match(r.stderr, /setup: npm ci on Node\.js v22\.12\.0: .*\(about 1-3 minutes on 2 cores\)/);
@@ -294,7 +302,7 @@ describe('setup.sh: system packages', () => {
   });
 });
 
-describe('setup.sh: node_modules and the Kafka jars', () => {
+describe('setup.sh: node_modules, the Kafka jars and dist/', () => {
   it('a failing npm ci names its step, fails, and leaves no install stamp', () => {
     const s = sandbox({ installed: ALL_PACKAGES, nodeVersion: 'v22.12.0' });
     const r = s.run({ FAKE_NPM_CI_FAIL: '1' });
@@ -324,6 +332,20 @@ describe('setup.sh: node_modules and the Kafka jars', () => {
     assert.match(r.stderr, /kafka-local: ERROR: mvn could not resolve Kafka/);
     assert.match(r.stderr, /setup: FAILED in step "fetch the Kafka jars \(scripts\/kafka-local\.sh fetch\)"/);
     assert.match(r.stderr, /setup: to fix: check that Maven Central is reachable/);
+  });
+
+  it('dist/ is brought up to date on every run, and a failing compile names its step', () => {
+    const s = sandbox({ installed: ALL_PACKAGES, nodeVersion: 'v22.12.0' });
+    const first = s.run();
+    assert.equal(first.status, 0, first.stderr);
+    const second = s.run();
+    assert.equal(second.status, 0, second.stderr);
+    assert.deepEqual(only(second.calls, /^build\.cjs /), ['build.cjs --if-stale'], 'build.cjs itself decides whether src/ changed');
+    const r = s.run({ FAKE_BUILD_FAIL: '1' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /error TS1005: ';' expected\. \(fake\)/, "tsc's own error is shown");
+    assert.match(r.stderr, /setup: FAILED in step "compile src\/ to dist\/ \(scripts\/build\.cjs\)": scripts\/build\.cjs --if-stale failed \(exit 2\)/);
+    assert.match(r.stderr, /setup: to fix: read tsc's errors above, fix them, then run setup again/);
   });
 });
 

@@ -1,0 +1,3 @@
+module txgate.example/send
+
+go 1.19
