@@ -11,7 +11,7 @@
  */
 import http from 'node:http';
 import Fastify from 'fastify';
-import { TransactionRequestSchema, type TransactionRequest } from '../../src/gateway/schemas.js';
+import { TransactionRequestSchema, type TransactionRequest } from '../../src/gateway/http/schemas.js';
 import type { OutgoingRecord } from '../../src/index.js';
 import { ConfluentTransactionalProducer } from '../../src/kafka/confluent-producer.js';
 import { errorKind, seedTransaction, sharedTransaction } from './work.js';

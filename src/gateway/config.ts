@@ -8,10 +8,18 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ConfigurationError } from '../errors.js';
-import { parseApiKeys, type ApiKeySpec } from './auth.js';
-import { DEFAULT_GATEWAY_LIMITS, DEFAULT_IDEMPOTENCY_TOPIC, type GatewayLimits } from './app.js';
-import { DEFAULT_IDEMPOTENCY_RETENTION_MS } from './idempotency/retention.js';
-import { DEFAULT_START_TIMEOUT_MS } from './startup.js';
+import { parseApiKeys, type ApiKeySpec } from './http/auth.js';
+import {
+  DEFAULT_ACQUIRE_TIMEOUT_MS,
+  DEFAULT_COMMIT_TIMEOUT_MS,
+  DEFAULT_GATEWAY_LIMITS,
+  DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  DEFAULT_IDEMPOTENCY_TOPIC,
+  DEFAULT_MAX_BATCH_RECORDS,
+  DEFAULT_MAX_BATCH_REQUESTS,
+  DEFAULT_START_TIMEOUT_MS,
+  type GatewayLimits,
+} from './defaults.js';
 
 export type KafkaProps = Record<string, string | number | boolean>;
 
@@ -97,8 +105,8 @@ export function addGatewayOptions(cmd: Command): Command {
       }),
     new Option('--pool-size <n>', 'transactional producers in the pool').env('TXGATE_POOL_SIZE').argParser(integer(1, 256)).default(8),
     new Option('--pool-max-waiting <n>', 'transactions that may wait for a producer before requests are refused with 503').env('TXGATE_POOL_MAX_WAITING').argParser(integer(0)).default(512),
-    new Option('--acquire-timeout-ms <ms>', 'how long a transaction waits for a free producer before 503').env('TXGATE_ACQUIRE_TIMEOUT_MS').argParser(integer(1)).default(10_000),
-    new Option('--commit-timeout-ms <ms>', 'how long one commit call may take before it is retried').env('TXGATE_COMMIT_TIMEOUT_MS').argParser(integer(100)).default(10_000),
+    new Option('--acquire-timeout-ms <ms>', 'how long a transaction waits for a free producer before 503').env('TXGATE_ACQUIRE_TIMEOUT_MS').argParser(integer(1)).default(DEFAULT_ACQUIRE_TIMEOUT_MS),
+    new Option('--commit-timeout-ms <ms>', 'how long one commit call may take before it is retried').env('TXGATE_COMMIT_TIMEOUT_MS').argParser(integer(100)).default(DEFAULT_COMMIT_TIMEOUT_MS),
     new Option('--retry-deadline-ms <ms>', 'how long retriable transactional calls (a timed-out commit, CONCURRENT_TRANSACTIONS) are retried; past it a commit\'s outcome is unknown (504)')
       .env('TXGATE_RETRY_DEADLINE_MS')
       .argParser(integer(100))
@@ -128,8 +136,8 @@ export function addGatewayOptions(cmd: Command): Command {
       .env('TXGATE_REQUEST_TIMEOUT_MS')
       .argParser(integer(1_000))
       .default(d.requestTimeoutMs),
-    new Option('--max-batch-requests <n>', 'group commit: most requests packed into one transaction').env('TXGATE_MAX_BATCH_REQUESTS').argParser(integer(1)).default(64),
-    new Option('--max-batch-records <n>', 'group commit: most records in one transaction').env('TXGATE_MAX_BATCH_RECORDS').argParser(integer(1)).default(10_000),
+    new Option('--max-batch-requests <n>', 'group commit: most requests packed into one transaction').env('TXGATE_MAX_BATCH_REQUESTS').argParser(integer(1)).default(DEFAULT_MAX_BATCH_REQUESTS),
+    new Option('--max-batch-records <n>', 'group commit: most records in one transaction').env('TXGATE_MAX_BATCH_RECORDS').argParser(integer(1)).default(DEFAULT_MAX_BATCH_RECORDS),
     new Option('--idempotency-topic <topic>', 'compacted topic that records idempotency keys (created if missing)').env('TXGATE_IDEMPOTENCY_TOPIC').default(DEFAULT_IDEMPOTENCY_TOPIC),
     new Option('--idempotency-retention-ms <ms>', `how long an idempotency key is remembered after its request committed (at least ${MIN_IDEMPOTENCY_RETENTION_MS}); later, a retry runs as a new request`)
       .env('TXGATE_IDEMPOTENCY_RETENTION_MS')
@@ -246,7 +254,7 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
       `--headers-timeout-ms (${limits.headersTimeoutMs}) is above --request-timeout-ms (${limits.requestTimeoutMs}): the headers are part of the request`,
     );
   }
-  const groupCommit = { maxBatchRequests: values.maxBatchRequests ?? 64, maxBatchRecords: values.maxBatchRecords ?? 10_000 };
+  const groupCommit = { maxBatchRequests: values.maxBatchRequests ?? DEFAULT_MAX_BATCH_REQUESTS, maxBatchRecords: values.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS };
   if (groupCommit.maxBatchRecords < limits.maxRecords) {
     throw new ConfigurationError(
       `--max-batch-records (${groupCommit.maxBatchRecords}) is below --max-records (${limits.maxRecords}): a full request could never fit a transaction`,
@@ -277,8 +285,8 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
     pool: {
       size: values.poolSize ?? 8,
       maxWaiting: values.poolMaxWaiting ?? 512,
-      acquireTimeoutMs: values.acquireTimeoutMs ?? 10_000,
-      commitTimeoutMs: values.commitTimeoutMs ?? 10_000,
+      acquireTimeoutMs: values.acquireTimeoutMs ?? DEFAULT_ACQUIRE_TIMEOUT_MS,
+      commitTimeoutMs: values.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS,
       retryDeadlineMs: values.retryDeadlineMs ?? 30_000,
       instanceId,
       transactionalIdPrefix: prefix,

@@ -16,12 +16,14 @@ import type { PoolEvents, RunOptions, Transaction } from '../pool/types.js';
 import type { ProducerFactory } from '../pool/producer-port.js';
 import { createConfluentProducerFactory } from '../kafka/confluent-producer.js';
 import { assertThreadPoolFits } from '../kafka/thread-pool.js';
-import { TransactionService } from './transaction-service.js';
-import { buildGateway, GatewayState, type GatewayService } from './app.js';
+import { TransactionService } from './service/transaction-service.js';
+import { buildGateway, GatewayState, type GatewayService } from './http/app.js';
 import type { GatewayConfig } from './config.js';
-import type { TransactionRunner } from './group-commit.js';
-import { DEFAULT_START_TIMEOUT_MS, describeError, GatewayStartError, retryStep, StartupTracker, type StartContext, type StartupStatus } from './startup.js';
-import { createKafkaTopicMetadataSource, TopicCatalog, type TopicMetadataSource } from './topic-catalog.js';
+import type { TransactionRunner } from './group-commit/participant.js';
+import { DEFAULT_START_TIMEOUT_MS } from './defaults.js';
+import { describeError, GatewayStartError, retryStep, StartupTracker, type StartContext, type StartupStatus } from './startup.js';
+import { createKafkaTopicMetadataSource } from '../kafka/topic-metadata.js';
+import { TopicCatalog, type TopicMetadataSource } from './service/topic-catalog.js';
 
 /** What the gateway needs of its transaction service: TransactionService, or a test's stand-in. */
 export interface StartableService extends GatewayService {

@@ -8,8 +8,6 @@
  */
 import { PoolClosedError, TxGateError } from '../errors.js';
 
-/** Start-up gives up after this long unless configured otherwise (--start-timeout-ms). */
-export const DEFAULT_START_TIMEOUT_MS = 5 * 60_000;
 /** A step failing for longer than this is logged, once; shorter hiccups are normal on a new topic. */
 export const START_WARN_AFTER_MS = 5_000;
 

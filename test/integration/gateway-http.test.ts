@@ -10,7 +10,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { consumeAll, createTopics, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import type { GatewayConfig } from '../../src/gateway/config.js';
-import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/app.js';
+import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
 import { ConfluentTransactionalProducer, createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
 import type { ProducerFactory, TransactionalProducer } from '../../src/pool/producer-port.js';
 

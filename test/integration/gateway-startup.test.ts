@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RdKafka } from '@confluentinc/kafka-javascript';
-import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/app.js';
+import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
 import type { GatewayConfig } from '../../src/gateway/config.js';
 import { startGateway } from '../../src/gateway/server.js';
 import { freePort, GatewayProcess } from '../support/gateway-process.js';

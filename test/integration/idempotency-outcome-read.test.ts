@@ -7,8 +7,8 @@ import { RdKafka } from '@confluentinc/kafka-javascript';
 import type { TransactionalProducerPool } from '../../src/pool/pool.js';
 import { encodeOutcome } from '../../src/gateway/idempotency/record-format.js';
 import type { IdempotencyStore } from '../../src/gateway/idempotency/store.js';
-import { IdempotencyKeyMismatchError, IdempotencyUnavailableError } from '../../src/gateway/service-errors.js';
-import { TransactionService, type SubmitResult } from '../../src/gateway/transaction-service.js';
+import { IdempotencyKeyMismatchError, IdempotencyUnavailableError } from '../../src/errors.js';
+import { TransactionService, type SubmitResult } from '../../src/gateway/service/transaction-service.js';
 import { consumeAll, createTopics, startKafkaPool, testBootstrap, uniqueName } from '../support/kafka.js';
 
 const bootstrap = testBootstrap();

@@ -9,7 +9,7 @@ import { runLauncher } from '../../src/local-kafka/launcher.js';
 import type { TransactionalProducerPool } from '../../src/pool/pool.js';
 import { IdempotencyStore, type Logger } from '../../src/gateway/idempotency/store.js';
 import { RETENTION_MARGIN_MS } from '../../src/gateway/idempotency/retention.js';
-import { TransactionService, type SubmitResult } from '../../src/gateway/transaction-service.js';
+import { TransactionService, type SubmitResult } from '../../src/gateway/service/transaction-service.js';
 import { consumeAll, createTopics, startKafkaPool, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
 
 const bootstrap = testBootstrap();

@@ -1,6 +1,6 @@
 /**
  * The gateway looks topics up (and answers /readyz) through createKafkaTopicMetadataSource
- * (src/gateway/topic-catalog.ts), i.e. librdkafka's admin DescribeTopics. librdkafka sends
+ * (src/kafka/topic-metadata.ts), i.e. librdkafka's admin DescribeTopics. librdkafka sends
  * DescribeTopics to the cluster's *controller* (rdkafka_admin.c: admin requests default to
  * RD_KAFKA_ADMIN_TARGET_CONTROLLER), as named by the last metadata the client read; a KRaft broker
  * names a random live broker there. So each metadata client sticks to one broker, and when that
@@ -21,7 +21,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { it } from 'node:test';
-import { createKafkaTopicMetadataSource, type TopicMetadataSource } from '../../src/gateway/topic-catalog.js';
+import type { TopicMetadataSource } from '../../src/gateway/service/topic-catalog.js';
+import { createKafkaTopicMetadataSource } from '../../src/kafka/topic-metadata.js';
 import { LocalKafkaCluster } from '../../src/local-kafka/cluster.js';
 import { describeTopicPartitions } from '../../src/kafka/read-topic.js';
 import { createTopics, uniqueName, waitFor } from '../support/kafka.js';

@@ -9,8 +9,8 @@ import {
   IdempotencyKeyInFlightError,
   IdempotencyKeyMismatchError,
   RecordRejectedError,
-} from '../../src/gateway/service-errors.js';
-import { TransactionService, type SubmitResult } from '../../src/gateway/transaction-service.js';
+} from '../../src/errors.js';
+import { TransactionService, type SubmitResult } from '../../src/gateway/service/transaction-service.js';
 import { consumeAll, createTopics, startKafkaPool, testBootstrap, uniqueName, type ConsumedRecord } from '../support/kafka.js';
 
 const bootstrap = testBootstrap();

@@ -3,7 +3,7 @@
  * reads, and answers like Kafka would (the record at the offset, or the next one, or nothing).
  */
 import type { OutcomeReader, StoredRecord } from '../../src/gateway/idempotency/outcome-reader.js';
-import { IdempotencyUnavailableError } from '../../src/gateway/service-errors.js';
+import { IdempotencyUnavailableError } from '../../src/errors.js';
 
 export class FakeOutcomeReader implements OutcomeReader {
   readonly reads: Array<{ partition: number; offset: number }> = [];

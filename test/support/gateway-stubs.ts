@@ -2,8 +2,8 @@
  * Stand-ins for the gateway's HTTP layer tests: a TransactionService that answers at once, and
  * an in-memory topic metadata source.
  */
-import { buildGateway, type GatewayDeps, type GatewayService } from '../../src/gateway/app.js';
-import { TopicCatalog, type TopicMetadataSource } from '../../src/gateway/topic-catalog.js';
+import { buildGateway, type GatewayDeps, type GatewayService } from '../../src/gateway/http/app.js';
+import { TopicCatalog, type TopicMetadataSource } from '../../src/gateway/service/topic-catalog.js';
 import type { OutgoingRecord } from '../../src/pool/producer-port.js';
 
 export type SubmitArg = Parameters<GatewayService['submit']>[0];

@@ -6,10 +6,10 @@ import net from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { buildGateway, GatewayState } from '../../src/gateway/app.js';
-import { TopicCatalog } from '../../src/gateway/topic-catalog.js';
+import { buildGateway, GatewayState } from '../../src/gateway/http/app.js';
+import { TopicCatalog } from '../../src/gateway/service/topic-catalog.js';
 import { memorySource, stubGateway, stubService } from '../support/gateway-stubs.js';
-import { requestFingerprint } from '../../src/gateway/fingerprint.js';
+import { requestFingerprint } from '../../src/gateway/http/fingerprint.js';
 import { TxGateError, PoolSaturatedError, AcquireTimeoutError, PoolClosedError, TransactionAbortedError, TransactionOutcomeUnknownError } from '../../src/errors.js';
 
 const gateway = stubGateway;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiKeyAuthenticator, parseApiKeys, topicMatcher } from '../../src/gateway/auth.js';
-import { HttpProblem } from '../../src/gateway/problems.js';
+import { ApiKeyAuthenticator, parseApiKeys, topicMatcher } from '../../src/gateway/http/auth.js';
+import { HttpProblem } from '../../src/gateway/http/problems.js';
 import { ConfigurationError } from '../../src/errors.js';
 
 test('parses the compact and the JSON form alike', () => {

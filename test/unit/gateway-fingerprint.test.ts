@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { canonicalJson, requestFingerprint } from '../../src/gateway/fingerprint.js';
-import { parseIdempotencyKey, scopeIdempotencyKey } from '../../src/gateway/idempotency-key.js';
-import { HttpProblem } from '../../src/gateway/problems.js';
+import { canonicalJson, requestFingerprint } from '../../src/gateway/http/fingerprint.js';
+import { parseIdempotencyKey, scopeIdempotencyKey } from '../../src/gateway/http/idempotency-key.js';
+import { HttpProblem } from '../../src/gateway/http/problems.js';
 
 /** The same value with every object's keys in reverse order. */
 function reorder(value: unknown): unknown {

@@ -19,9 +19,9 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import fc from 'fast-check';
 import { PoolSaturatedError } from '../../src/errors.js';
-import { buildGateway, type GatewayService } from '../../src/gateway/app.js';
-import { PROBLEMS, problemType, type ProblemCode } from '../../src/gateway/problems.js';
-import { TopicCatalog, type TopicMetadataSource } from '../../src/gateway/topic-catalog.js';
+import { buildGateway, type GatewayService } from '../../src/gateway/http/app.js';
+import { PROBLEMS, problemType, type ProblemCode } from '../../src/gateway/http/problems.js';
+import { TopicCatalog, type TopicMetadataSource } from '../../src/gateway/service/topic-catalog.js';
 
 const RUNS = Number(process.env.TXGATE_FUZZ_RUNS ?? 10_000);
 const SEED = process.env.TXGATE_FUZZ_SEED === undefined ? undefined : Number(process.env.TXGATE_FUZZ_SEED);

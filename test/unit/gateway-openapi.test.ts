@@ -2,10 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { buildGateway, type GatewayService } from '../../src/gateway/app.js';
-import { TopicCatalog } from '../../src/gateway/topic-catalog.js';
-import { PROBLEMS } from '../../src/gateway/problems.js';
-import { TransactionRequestSchema } from '../../src/gateway/schemas.js';
+import { buildGateway, type GatewayService } from '../../src/gateway/http/app.js';
+import { TopicCatalog } from '../../src/gateway/service/topic-catalog.js';
+import { PROBLEMS } from '../../src/gateway/http/problems.js';
+import { TransactionRequestSchema } from '../../src/gateway/http/schemas.js';
 
 const service: GatewayService = {
   submit: async () => ({ records: [], replayed: false }),

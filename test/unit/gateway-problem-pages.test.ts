@@ -1,8 +1,8 @@
 // Every problem `type` resolves, against the request URL, to a page the gateway serves.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PROBLEMS, problemType, type ProblemCode } from '../../src/gateway/problems.js';
-import { PROBLEM_HELP } from '../../src/gateway/problem-pages.js';
+import { PROBLEMS, problemType, type ProblemCode } from '../../src/gateway/http/problems.js';
+import { PROBLEM_HELP } from '../../src/gateway/http/problem-pages.js';
 import { stubGateway } from '../support/gateway-stubs.js';
 
 test('each problem type is a page that names its code, status and what to do', async () => {

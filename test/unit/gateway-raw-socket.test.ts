@@ -13,8 +13,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import net from 'node:net';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import type { GatewayDeps } from '../../src/gateway/app.js';
-import { PROBLEMS, type ProblemCode } from '../../src/gateway/problems.js';
+import type { GatewayDeps } from '../../src/gateway/http/app.js';
+import { PROBLEMS, type ProblemCode } from '../../src/gateway/http/problems.js';
 import { stubGateway } from '../support/gateway-stubs.js';
 
 const TOKEN = `tok-${'0123456789abcdef'.repeat(2)}-raw`;

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PoolClosedError } from '../../src/errors.js';
-import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/app.js';
+import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
 import type { GatewayConfig } from '../../src/gateway/config.js';
-import type { TransactionRunner } from '../../src/gateway/group-commit.js';
+import type { TransactionRunner } from '../../src/gateway/group-commit/participant.js';
 import { startGateway, type RunningGateway, type StartableService } from '../../src/gateway/server.js';
 import { GatewayStartError, retryStep, StartupTracker, type StartContext } from '../../src/gateway/startup.js';
 import { FakeCluster, kafkaErrors } from '../support/fake-producer.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TopicCatalog, TopicMetadataError, type TopicMetadataSource } from '../../src/gateway/topic-catalog.js';
+import { TopicCatalog, TopicMetadataError, type TopicMetadataSource } from '../../src/gateway/service/topic-catalog.js';
 
 function source(topics: Map<string, number>) {
   const calls: string[][] = [];

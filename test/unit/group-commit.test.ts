@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { AcquireAbortedError, PoolClosedError, TransactionAbortedError, TransactionOutcomeUnknownError } from '../../src/errors.js';
-import { GroupCommitter, ParticipantRejection, type BatchParticipant } from '../../src/gateway/group-commit.js';
-import { RecordRejectedError } from '../../src/gateway/service-errors.js';
+import { GroupCommitter } from '../../src/gateway/group-commit/group-commit.js';
+import { ParticipantRejection, type BatchParticipant } from '../../src/gateway/group-commit/participant.js';
+import { RecordRejectedError } from '../../src/errors.js';
 import { TransactionalProducerPool } from '../../src/pool/pool.js';
 import { KafkaClientError, type RecordMetadata } from '../../src/pool/producer-port.js';
 import type { Transaction } from '../../src/pool/types.js';

@@ -8,7 +8,7 @@ import { encodeClaim, encodeOutcome, type CommittedOutcome } from '../../src/gat
 import { RecentOutcomes } from '../../src/gateway/idempotency/recent-outcomes.js';
 import { replayFromTopic } from '../../src/gateway/idempotency/replay.js';
 import { IdempotencyView } from '../../src/gateway/idempotency/view.js';
-import { IdempotencyKeyMismatchError, IdempotencyUnavailableError } from '../../src/gateway/service-errors.js';
+import { IdempotencyKeyMismatchError, IdempotencyUnavailableError } from '../../src/errors.js';
 import { FakeOutcomeReader } from '../support/fake-outcome-reader.js';
 
 const AT = '2026-05-01T00:00:00.000Z';

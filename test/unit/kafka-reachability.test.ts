@@ -4,9 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildGateway } from '../../src/gateway/app.js';
-import { KafkaReachability } from '../../src/gateway/kafka-reachability.js';
-import { TopicCatalog, type TopicMetadataSource } from '../../src/gateway/topic-catalog.js';
+import { buildGateway } from '../../src/gateway/http/app.js';
+import { KafkaReachability } from '../../src/gateway/service/kafka-reachability.js';
+import { TopicCatalog, type TopicMetadataSource } from '../../src/gateway/service/topic-catalog.js';
 import { stubService } from '../support/gateway-stubs.js';
 
 /** A ping whose answers the test controls: each call waits until the test settles it. */

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
-import { GatewayState } from '../../src/gateway/app.js';
+import { GatewayState } from '../../src/gateway/http/app.js';
 import { createPoolMetrics } from '../../src/pool/metrics.js';
 import { TransactionalProducerPool } from '../../src/pool/pool.js';
 import type { PoolEvents, ReplaceCause } from '../../src/pool/types.js';

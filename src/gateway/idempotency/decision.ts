@@ -4,7 +4,7 @@
  * loops on it with real waits; the model test (test/unit/idempotency-model.test.ts) drives the
  * same step through random interleavings. docs/idempotency.md states the protocol and its proof.
  */
-import { IdempotencyKeyMismatchError } from '../service-errors.js';
+import { IdempotencyKeyMismatchError } from '../../errors.js';
 import type { CommittedOutcome } from './record-format.js';
 import type { IdempotencyView } from './view.js';
 

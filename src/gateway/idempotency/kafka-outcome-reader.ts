@@ -11,7 +11,7 @@
 import kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer as RdKafkaConsumer, LibrdKafkaError, Message } from '@confluentinc/kafka-javascript';
 import { AcquireAbortedError } from '../../errors.js';
-import { IdempotencyUnavailableError } from '../service-errors.js';
+import { IdempotencyUnavailableError } from '../../errors.js';
 import type { OutcomeReader, StoredRecord } from './outcome-reader.js';
 import type { KafkaProps, Logger } from './store.js';
 

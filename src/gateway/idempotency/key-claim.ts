@@ -4,7 +4,7 @@
  */
 import type { OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js';
 import type { Transaction } from '../../pool/types.js';
-import { ParticipantRejection, type BatchParticipant } from '../group-commit.js';
+import { ParticipantRejection, type BatchParticipant } from '../group-commit/participant.js';
 import { encodeClaim, encodeOutcome, type CommittedOutcome, type PendingClaim } from './record-format.js';
 import type { IdempotencyView } from './view.js';
 

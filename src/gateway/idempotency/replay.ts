@@ -10,7 +10,7 @@
  * - A record that is gone (retention or compaction removed it) is a 503, never a run. Unless the
  *   view has moved on to a newer outcome of the key meanwhile: then the key is decided again.
  */
-import { IdempotencyKeyMismatchError, IdempotencyUnavailableError } from '../service-errors.js';
+import { IdempotencyKeyMismatchError, IdempotencyUnavailableError } from '../../errors.js';
 import type { OutcomeReader } from './outcome-reader.js';
 import { decodeRecord, type CommittedOutcome } from './record-format.js';
 import type { IdempotencyView } from './view.js';

@@ -4,8 +4,6 @@
  * assumption it rests on).
  */
 
-export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60_000;
-
 /**
  * How much longer than the gateway the broker keeps the records. Kafka deletes by the record's
  * timestamp (the writing gateway's clock) against the broker's clock, while a gateway expires an

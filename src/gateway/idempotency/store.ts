@@ -61,14 +61,15 @@ import { retryStep, type StartContext } from '../startup.js';
 import {
   IdempotencyKeyInFlightError,
   IdempotencyUnavailableError,
-} from '../service-errors.js';
+} from '../../errors.js';
 import { decideKey } from './decision.js';
 import { KafkaOutcomeReader } from './kafka-outcome-reader.js';
 import { KeyClaim } from './key-claim.js';
 import type { OutcomeReader } from './outcome-reader.js';
 import { partitionForKey } from './partitioner.js';
 import { replayFromTopic } from './replay.js';
-import { DEFAULT_IDEMPOTENCY_RETENTION_MS, topicRetentionConfig } from './retention.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_IDEMPOTENCY_TOPIC } from '../defaults.js';
+import { topicRetentionConfig } from './retention.js';
 import type { CommittedOutcome } from './record-format.js';
 import { IdempotencyView, type Cursor } from './view.js';
 
@@ -133,7 +134,7 @@ export class IdempotencyStore {
 
   constructor(opts: IdempotencyStoreOptions) {
     this.kafka = opts.kafka;
-    this.topic = opts.topic ?? 'txgate.idempotency';
+    this.topic = opts.topic ?? DEFAULT_IDEMPOTENCY_TOPIC;
     this.createPartitions = opts.partitions ?? 3;
     this.catchUpTimeoutMs = opts.catchUpTimeoutMs ?? 5_000;
     this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;

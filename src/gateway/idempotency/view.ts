@@ -12,7 +12,7 @@
  * writer of a key wait for the first.
  */
 import { AcquireAbortedError } from '../../errors.js';
-import { IdempotencyUnavailableError } from '../service-errors.js';
+import { IdempotencyUnavailableError } from '../../errors.js';
 import { hashKey } from './key-hash.js';
 import { KeyIndex, NEVER_EXPIRES } from './key-index.js';
 import { RecentOutcomes, type RecentOutcomesLimits } from './recent-outcomes.js';

@@ -17,8 +17,8 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 import { Registry } from 'prom-client';
-import type { OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
-import type { PoolStats } from '../pool/types.js';
+import type { OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js';
+import type { PoolStats } from '../../pool/types.js';
 import { ApiKeyAuthenticator, type ApiKeySpec, type Principal } from './auth.js';
 import { problemFromServiceError, RETRY_AFTER_SHUTTING_DOWN_S } from './error-mapping.js';
 import { requestFingerprint } from './fingerprint.js';
@@ -27,14 +27,15 @@ import { registerHttpMetrics, registerServiceMetrics, type ServiceStats } from '
 import { buildOpenApiDocument } from './openapi.js';
 import { HttpProblem, PROBLEM_CONTENT_TYPE, type FieldError } from './problems.js';
 import { registerProblemPages } from './problem-pages.js';
-import { checkTopicsExist, DEFAULT_RECORD_LIMITS, jsonDepth, MAX_VALUE_DEPTH, prepareRecords, type RecordLimits } from './records.js';
+import { DEFAULT_GATEWAY_LIMITS, DEFAULT_IDEMPOTENCY_TOPIC, MAX_HEADER_BYTES, type GatewayLimits } from '../defaults.js';
+import { checkTopicsExist, jsonDepth, MAX_VALUE_DEPTH, prepareRecords } from './records.js';
 import { TransactionCommittedSchema, TransactionRequestSchema, type TransactionCommitted, type TransactionRequest } from './schemas.js';
-import type { StartupStatus } from './startup.js';
-import { KafkaReachability } from './kafka-reachability.js';
-import { TopicMetadataError, type TopicCatalog } from './topic-catalog.js';
+import type { StartupStatus } from '../startup.js';
+import { KafkaReachability } from '../service/kafka-reachability.js';
+import { TopicMetadataError, type TopicCatalog } from '../service/topic-catalog.js';
 import { escapePointerToken, fieldErrorsFromAjv, MAX_REPORTED_FIELD_ERRORS, summarizeFieldErrors, type AjvErrorLike } from './validation-errors.js';
 
-/** What the HTTP layer needs of TransactionService (src/gateway/transaction-service.ts). */
+/** What the HTTP layer needs of TransactionService (service/transaction-service.ts). */
 export interface GatewayService {
   submit(req: {
     records: OutgoingRecord[];
@@ -43,34 +44,6 @@ export interface GatewayService {
   }): Promise<{ records: RecordMetadata[]; replayed: boolean }>;
   stats(): ServiceStats;
 }
-
-export interface GatewayLimits extends RecordLimits {
-  /** Bytes of one request body. */
-  maxBodyBytes: number;
-  /** Time a client has to send a request's headers (a slowloris trickling them is cut off): 408. */
-  headersTimeoutMs: number;
-  /** Time a client has to send a whole request, headers and body: 408. At least headersTimeoutMs. */
-  requestTimeoutMs: number;
-  /**
-   * When the gateway answers before a request's body has arrived (413 by Content-Length, 401...),
-   * how long it keeps reading and discarding the rest so the client can read the answer.
-   */
-  lingerMs: number;
-}
-
-export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = {
-  ...DEFAULT_RECORD_LIMITS,
-  maxBodyBytes: 1024 * 1024,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  lingerMs: 5_000,
-};
-
-/** Node's default limit on the request line and headers together; over it: 431. */
-export const MAX_HEADER_BYTES = 16 * 1024;
-
-/** The default idempotency topic; Kafka's own topics start with "__". Neither is writable by clients. */
-export const DEFAULT_IDEMPOTENCY_TOPIC = 'txgate.idempotency';
 
 /** Shared between the server's lifecycle and the routes: draining flips readiness and refuses new work. */
 export class GatewayState {

@@ -20,43 +20,13 @@ import {
   PoolClosedError,
   TransactionAbortedError,
   TransactionOutcomeUnknownError,
-} from '../errors.js';
-import { classifyDelivery, type DeliveryFailure } from '../pool/classify.js';
-import type { KafkaClientError, OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
-import type { RunOptions, Transaction, TransactionResult } from '../pool/types.js';
-import { RecordRejectedError } from './service-errors.js';
-
-/** The part of TransactionalProducerPool that group commit uses (the pool satisfies it). */
-export interface TransactionRunner {
-  run<T>(work: (tx: Transaction) => Promise<T>, opts?: RunOptions): Promise<TransactionResult<T>>;
-}
-
-/**
- * What a request adds to the transaction it joins, besides its records (the idempotency key
- * record hooks in here). Hooks run inside the pool's work callback, so they must not outlive it.
- */
-export interface BatchParticipant {
-  /**
-   * Called when the transaction starts, before any data record is sent; anything it sends with
-   * tx.send() before its first await is the transaction's first record on that partition.
-   * Reject with ParticipantRejection to fail (or hand back) only this request.
-   */
-  begin?(tx: Transaction): Promise<void>;
-  /** Called after every data record of the batch is acknowledged, before the commit. */
-  finish?(tx: Transaction, records: RecordMetadata[]): Promise<void>;
-  /** The transaction committed. */
-  committed?(records: RecordMetadata[]): void;
-  /** The transaction that carried this request was aborted: nothing it sent is visible. */
-  aborted?(): void;
-}
-
-/** Thrown by a participant hook: only its own request fails, with `reason`. */
-export class ParticipantRejection extends Error {
-  constructor(readonly reason: unknown) {
-    super('participant rejected its request', { cause: reason });
-    this.name = 'ParticipantRejection';
-  }
-}
+  RecordRejectedError,
+} from '../../errors.js';
+import type { KafkaClientError, OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js';
+import type { Transaction, TransactionResult } from '../../pool/types.js';
+import { DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BATCH_REQUESTS } from '../defaults.js';
+import { callHook, culprit, failureOf, sendOne, settle, type Settling } from './deliveries.js';
+import { ParticipantRejection, type BatchParticipant, type TransactionRunner } from './participant.js';
 
 export interface GroupCommitRequest {
   records: OutgoingRecord[];
@@ -85,8 +55,6 @@ export interface GroupCommitStats {
 
 const MAX_PURGE_RETRIES = 3;
 const MAX_TIMEOUT_RETRIES = 2;
-
-const failureOf = (s: Settling): DeliveryFailure | undefined => (s.outcome?.ok === false ? classifyDelivery(s.outcome.error) : undefined);
 
 interface Item {
   req: GroupCommitRequest;
@@ -144,8 +112,8 @@ export class GroupCommitter {
 
   constructor(opts: GroupCommitOptions) {
     this.pool = opts.pool;
-    this.maxBatchRequests = Math.max(1, opts.maxBatchRequests ?? 64);
-    this.maxBatchRecords = Math.max(1, opts.maxBatchRecords ?? 10_000);
+    this.maxBatchRequests = Math.max(1, opts.maxBatchRequests ?? DEFAULT_MAX_BATCH_REQUESTS);
+    this.maxBatchRecords = Math.max(1, opts.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS);
     this.failureSettleMs = opts.failureSettleMs ?? 2_000;
   }
 
@@ -490,65 +458,3 @@ export class GroupCommitter {
   }
 }
 
-/**
- * Which of a request's records Kafka refused. Records sharing a produce batch fail together, so
- * when several failed for size, the largest is the one to blame.
- */
-function culprit(records: OutgoingRecord[], sent: Settling[]): number {
-  let found = -1;
-  sent.forEach((s, i) => {
-    const failure = failureOf(s);
-    if (failure?.kind !== 'record') return;
-    if (found < 0) {
-      found = i;
-      return;
-    }
-    const first = failureOf(sent[found]!);
-    if (first?.kind === 'record' && first.tooLarge && failure.tooLarge && recordSize(records[i]!) > recordSize(records[found]!)) found = i;
-  });
-  return found;
-}
-
-function recordSize(r: OutgoingRecord): number {
-  let n = (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  for (const [k, v] of Object.entries(r.headers ?? {})) n += Buffer.byteLength(k) + (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
-  return n;
-}
-
-interface Settling {
-  done: Promise<void>;
-  outcome: { ok: true; value: RecordMetadata } | { ok: false; error: unknown } | undefined;
-}
-
-function settle(p: Promise<RecordMetadata | void>): Settling {
-  const s: Settling = { done: Promise.resolve(), outcome: undefined };
-  s.done = p.then(
-    (value) => {
-      s.outcome = { ok: true, value: value as RecordMetadata };
-    },
-    (error: unknown) => {
-      s.outcome = { ok: false, error };
-    },
-  );
-  return s;
-}
-
-function callHook(fn: () => Promise<void> | undefined): Promise<void> {
-  try {
-    return fn() ?? Promise.resolve();
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}
-
-function sendOne(tx: Transaction, record: OutgoingRecord): Promise<RecordMetadata> {
-  try {
-    return tx.send(record).then((md) => {
-      const first = md[0];
-      if (!first) throw new Error('the pool returned no metadata for a sent record');
-      return first;
-    });
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}

@@ -14,7 +14,7 @@
  * idempotency view) give up with that reason. They had written nothing, exactly as when their
  * client disconnects; transactions already started run to their end.
  */
-import { KafkaUnavailableError } from './service-errors.js';
+import { KafkaUnavailableError } from '../../errors.js';
 
 export type Reachability = { state: 'unknown' } | { state: 'reachable'; at: number } | { state: 'unreachable'; at: number; since: number; error: string };
 

@@ -9,9 +9,8 @@
  * name from turning every request into a metadata call. Concurrent lookups of the same topic
  * share one metadata request.
  */
-import Kafka from '@confluentinc/kafka-javascript';
 
-/** Where partition counts come from: Kafka's metadata in production, a map in unit tests. */
+/** Where partition counts come from (a port): Kafka's metadata in production (src/kafka/topic-metadata.ts), a map in unit tests. */
 export interface TopicMetadataSource {
   /** Partition counts by topic; null for a topic that does not exist. Rejects when Kafka cannot be asked. */
   describe(topics: string[], timeoutMs: number): Promise<Map<string, number | null>>;
@@ -150,61 +149,10 @@ export class TopicCatalog {
   }
 }
 
-const UNKNOWN_TOPIC_OR_PART = 3;
-
 /** An error from the metadata client, with Kafka's code when there is one. */
 export class TopicMetadataError extends Error {
   constructor(message: string, readonly kafkaCode?: number, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'TopicMetadataError';
   }
-}
-
-/**
- * Reads metadata with librdkafka's admin client (DescribeTopics). `config` is the same client
- * property map the producers use (bootstrap.servers, TLS/SASL...).
- */
-export function createKafkaTopicMetadataSource(
-  config: Record<string, string | number | boolean>,
-  opts: { probeTopic: string },
-): TopicMetadataSource {
-  let admin: Kafka.IAdminClient | undefined;
-  const client = (): Kafka.IAdminClient => {
-    admin ??= Kafka.AdminClient.create({
-      // librdkafka sends DescribeTopics to the broker its metadata names as controller, and a
-      // KRaft broker names one live broker at random: when that broker dies, every lookup times
-      // out until a metadata refresh names another. The default refresh is 5 minutes; every
-      // 2 s a dead broker costs seconds, not minutes (the fault suite found 128 s of 503s).
-      'topic.metadata.refresh.interval.ms': 2_000,
-      ...config,
-      'client.id': String(config['client.id'] ?? 'txgate-gateway-metadata'),
-    } as Kafka.GlobalConfig);
-    return admin;
-  };
-  const describeRaw = (topics: string[], timeoutMs: number) =>
-    new Promise<Kafka.TopicDescription[]>((resolve, reject) => {
-      client().describeTopics(topics, { timeout: timeoutMs }, (err, descriptions) => {
-        if (err) reject(new TopicMetadataError(`Kafka metadata request failed: ${err.message}`, err.code, { cause: err }));
-        else resolve(descriptions);
-      });
-    });
-  return {
-    async describe(topics, timeoutMs) {
-      const out = new Map<string, number | null>();
-      for (const d of await describeRaw(topics, timeoutMs)) {
-        if (!d.error) out.set(d.name, d.partitions.length);
-        else if (d.error.code === UNKNOWN_TOPIC_OR_PART) out.set(d.name, null);
-        else throw new TopicMetadataError(`Kafka metadata for topic "${d.name}" failed: ${d.error.message}`, d.error.code);
-      }
-      return out;
-    },
-    async ping(timeoutMs) {
-      // Any answer proves a broker is reachable, including "unknown topic".
-      await describeRaw([opts.probeTopic], timeoutMs);
-    },
-    async close() {
-      admin?.disconnect();
-      admin = undefined;
-    },
-  };
 }

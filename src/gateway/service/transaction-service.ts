@@ -3,12 +3,13 @@
  * transaction (shared with other waiting requests by group commit), optionally made idempotent
  * by a key whose outcome is written inside that same transaction. The HTTP layer sits on top.
  */
-import { PoolClosedError } from '../errors.js';
-import type { OutgoingRecord, RecordMetadata } from '../pool/producer-port.js';
-import { GroupCommitter, type TransactionRunner } from './group-commit.js';
-import { ClaimConflictError, type KeyClaim } from './idempotency/key-claim.js';
-import { IdempotencyStore, type KafkaProps, type Logger } from './idempotency/store.js';
-import type { StartContext } from './startup.js';
+import { PoolClosedError } from '../../errors.js';
+import type { OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js';
+import { GroupCommitter } from '../group-commit/group-commit.js';
+import type { TransactionRunner } from '../group-commit/participant.js';
+import { ClaimConflictError, type KeyClaim } from '../idempotency/key-claim.js';
+import { IdempotencyStore, type KafkaProps, type Logger } from '../idempotency/store.js';
+import type { StartContext } from '../startup.js';
 
 export interface SubmitRequest {
   /** Already validated and converted by the HTTP layer (topic exists, sizes within limits). */

@@ -4,7 +4,7 @@
  * registry by src/pool/metrics.ts (see server.ts).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { TransactionServiceStats as ServiceStats } from './transaction-service.js';
+import type { TransactionServiceStats as ServiceStats } from '../service/transaction-service.js';
 
 export type { ServiceStats };
 

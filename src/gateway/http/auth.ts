@@ -4,7 +4,7 @@
  * digest, so comparing never depends on how many leading characters of a secret match.
  */
 import { createHash } from 'node:crypto';
-import { ConfigurationError } from '../errors.js';
+import { ConfigurationError } from '../../errors.js';
 import { HttpProblem } from './problems.js';
 
 export interface ApiKeySpec {

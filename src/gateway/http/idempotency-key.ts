@@ -4,9 +4,11 @@
  * pick the same key never see each other's outcome.
  */
 import { HttpProblem } from './problems.js';
+import { IDEMPOTENCY_KEY_PATTERN } from './schemas.js';
 
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
-const PRINTABLE_ASCII = /^[\x20-\x7E]{1,255}$/;
+/** The same pattern the OpenAPI document publishes. */
+const PRINTABLE_ASCII = new RegExp(IDEMPOTENCY_KEY_PATTERN);
 
 /** Returns the key as sent, undefined when the header is absent; throws a 400 problem otherwise. */
 export function parseIdempotencyKey(header: string | string[] | undefined): string | undefined {
@@ -25,7 +27,7 @@ export function parseIdempotencyKey(header: string | string[] | undefined): stri
 }
 
 /**
- * Principal names never contain "/" (src/gateway/auth.ts), so "<principal>/<key>" cannot collide
+ * Principal names never contain "/" (auth.ts), so "<principal>/<key>" cannot collide
  * between principals.
  */
 export function scopeIdempotencyKey(key: string, principal: string | undefined): string {

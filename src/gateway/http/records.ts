@@ -2,20 +2,13 @@
  * From a schema-valid request body to the records the TransactionService sends: the configurable
  * limits (413), the topic rules (403), and the conversion of key/value/headers to bytes.
  */
-import type { OutgoingRecord } from '../pool/producer-port.js';
+import type { OutgoingRecord } from '../../pool/producer-port.js';
+import type { RecordLimits } from '../defaults.js';
 import { HttpProblem, type FieldError, type ProblemCode } from './problems.js';
 import type { RecordInput, TransactionRequest } from './schemas.js';
 import type { Principal } from './auth.js';
 import { escapePointerToken } from './validation-errors.js';
 
-export interface RecordLimits {
-  /** Records in one request. */
-  maxRecords: number;
-  /** Bytes of key + value + header names and values of one record (after base64 decoding). */
-  maxRecordBytes: number;
-  /** Headers on one record. */
-  maxHeadersPerRecord: number;
-}
 
 /**
  * How deeply a record's JSON `value` may nest. JSON.parse takes any depth, but serialising the
@@ -58,13 +51,6 @@ function unencodableStrings(body: TransactionRequest): FieldError[] {
   return errors;
 }
 
-export const DEFAULT_RECORD_LIMITS: RecordLimits = {
-  maxRecords: 1000,
-  // Below both librdkafka's message.max.bytes (1,000,000) and the broker's (1,048,588), leaving
-  // room for the record batch's own overhead.
-  maxRecordBytes: 960 * 1024,
-  maxHeadersPerRecord: 64,
-};
 
 export interface PreparedRecords {
   records: OutgoingRecord[];

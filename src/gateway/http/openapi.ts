@@ -1,6 +1,6 @@
 /**
  * The OpenAPI 3.1 document, assembled from the very schema objects that validate requests
- * (src/gateway/schemas.ts) and the problem catalog (src/gateway/problems.ts).
+ * (schemas.ts) and the problem catalog (problems.ts).
  */
 import { PROBLEMS, PROBLEM_CONTENT_TYPE, problemType, type ProblemCode } from './problems.js';
 import {
@@ -12,7 +12,7 @@ import {
   TransactionRequestSchema,
   plainSchema,
 } from './schemas.js';
-import type { RecordLimits } from './records.js';
+import type { RecordLimits } from '../defaults.js';
 
 export interface OpenApiOptions {
   version: string;

@@ -4,7 +4,7 @@
  * not depend on where each error class lives.
  */
 import { HttpProblem } from './problems.js';
-import { TopicMetadataError } from './topic-catalog.js';
+import { TopicMetadataError } from '../service/topic-catalog.js';
 
 /** Seconds a client should wait before retrying a request refused for load. */
 export const RETRY_AFTER_SATURATED_S = 1;

@@ -1,9 +1,9 @@
 /**
  * The TypeBox schemas of the HTTP API. The same objects validate requests (through Fastify's Ajv)
- * and make up the OpenAPI document (src/gateway/openapi.ts), so the two cannot drift apart.
+ * and make up the OpenAPI document (openapi.ts), so the two cannot drift apart.
  *
  * Limits that are configurable (records per request, record size, header count) are checked in
- * code (src/gateway/records.ts), not here: the schema stays fixed and the limits answer 413.
+ * code (records.ts), not here: the schema stays fixed and the limits answer 413.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
