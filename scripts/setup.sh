@@ -37,10 +37,10 @@ MIN_NODE_MAJOR=22
 JAVA_PKG=openjdk-17-jdk-headless
 NATIVE_DEPS=(libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev build-essential python3)
 # Commands this script, test.sh, kafka-local.sh and the tests run, and the Debian package of each.
-# All but curl and go (the Go client example the tests run) are in a minbase Debian; a trimmed
-# image may still lack some.
+# All but curl, go (the Go client example the tests run) and chromium (the dashboard's browser
+# test) are in a minbase Debian; a trimmed image may still lack some.
 TOOLS=(curl:curl awk:mawk tar:tar gzip:gzip sha256sum:coreutils sha512sum:coreutils base64:coreutils
-  mkfifo:coreutils find:findutils flock:util-linux setsid:util-linux go:golang-go)
+  mkfifo:coreutils find:findutils flock:util-linux setsid:util-linux go:golang-go chromium:chromium)
 
 # ---------------------------------------------------------------- reporting
 STEP="start"

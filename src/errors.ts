@@ -3,13 +3,19 @@
  * never on messages (the way Fastify's errors work). Transaction errors also say what became of
  * the transaction: `aborted` (nothing is visible) or `unknown` (the commit may or may not have
  * happened; only a re-read, or a retry with an idempotency key, tells).
+ *
+ * The codes, and what the HTTP gateway answers for each, are listed once in error-catalogue.ts;
+ * TxGateError takes no code that is not there.
  */
+import type { ErrorCode } from './error-catalogue.js';
+
+export type { ErrorCode } from './error-catalogue.js';
 
 export type TransactionOutcome = 'committed' | 'aborted' | 'unknown';
 
 export class TxGateError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
@@ -56,7 +62,7 @@ export class TransactionError extends TxGateError {
   readonly outcome: Exclude<TransactionOutcome, 'committed'>;
   readonly transactionalId: string | undefined;
   constructor(
-    code: string,
+    code: ErrorCode,
     outcome: Exclude<TransactionOutcome, 'committed'>,
     message: string,
     options?: { cause?: unknown; transactionalId?: string | undefined },
@@ -97,7 +103,7 @@ export class ConfigurationError extends TxGateError {
   }
 }
 
-// ---- Errors of the gateway's transaction service (HTTP statuses in src/gateway/http/problems.ts)
+// ---- Errors of the gateway's transaction service (their HTTP problems: error-catalogue.ts)
 
 
 /** This instance is still working on a request with the same idempotency key (HTTP 409). */

@@ -15,13 +15,14 @@ import {
   DEFAULT_GATEWAY_LIMITS,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
   DEFAULT_IDEMPOTENCY_TOPIC,
+  DEFAULT_MAX_BATCH_BYTES,
   DEFAULT_MAX_BATCH_RECORDS,
   DEFAULT_MAX_BATCH_REQUESTS,
   DEFAULT_START_TIMEOUT_MS,
   type GatewayLimits,
 } from './defaults.js';
 
-export type KafkaProps = Record<string, string | number | boolean>;
+import type { KafkaProps } from '../kafka/props.js';
 
 export interface GatewayConfig {
   /** librdkafka client properties: bootstrap.servers plus any TLS/SASL/tuning passthrough. */
@@ -39,7 +40,7 @@ export interface GatewayConfig {
   http: { host: string; port: number; allowInsecureBind: boolean };
   limits: GatewayLimits;
   apiKeys: ApiKeySpec[];
-  groupCommit: { maxBatchRequests: number; maxBatchRecords: number };
+  groupCommit: { maxBatchRequests: number; maxBatchRecords: number; maxBatchBytes: number };
   idempotencyTopic: string;
   /** How long an idempotency key is answered after its request committed (resolveGatewayConfig always sets it; default 24 h). */
   idempotencyRetentionMs?: number;
@@ -136,8 +137,9 @@ export function addGatewayOptions(cmd: Command): Command {
       .env('TXGATE_REQUEST_TIMEOUT_MS')
       .argParser(integer(1_000))
       .default(d.requestTimeoutMs),
-    new Option('--max-batch-requests <n>', 'group commit: most requests packed into one transaction').env('TXGATE_MAX_BATCH_REQUESTS').argParser(integer(1)).default(DEFAULT_MAX_BATCH_REQUESTS),
+    new Option('--max-batch-requests <n>', 'group commit: most requests packed into one transaction (a batch takes every request waiting for a producer, up to this)').env('TXGATE_MAX_BATCH_REQUESTS').argParser(integer(1)).default(DEFAULT_MAX_BATCH_REQUESTS),
     new Option('--max-batch-records <n>', 'group commit: most records in one transaction').env('TXGATE_MAX_BATCH_RECORDS').argParser(integer(1)).default(DEFAULT_MAX_BATCH_RECORDS),
+    new Option('--max-batch-bytes <n>', 'group commit: most bytes (keys, values, headers) in one transaction').env('TXGATE_MAX_BATCH_BYTES').argParser(integer(1)).default(DEFAULT_MAX_BATCH_BYTES, '16777216 (16 MiB)'),
     new Option('--idempotency-topic <topic>', 'compacted topic that records idempotency keys (created if missing)').env('TXGATE_IDEMPOTENCY_TOPIC').default(DEFAULT_IDEMPOTENCY_TOPIC),
     new Option('--idempotency-retention-ms <ms>', `how long an idempotency key is remembered after its request committed (at least ${MIN_IDEMPOTENCY_RETENTION_MS}); later, a retry runs as a new request`)
       .env('TXGATE_IDEMPOTENCY_RETENTION_MS')
@@ -179,6 +181,7 @@ export interface GatewayOptionValues {
   requestTimeoutMs?: number;
   maxBatchRequests?: number;
   maxBatchRecords?: number;
+  maxBatchBytes?: number;
   idempotencyTopic?: string;
   idempotencyRetentionMs?: number;
   shutdownTimeoutMs?: number;
@@ -254,7 +257,11 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
       `--headers-timeout-ms (${limits.headersTimeoutMs}) is above --request-timeout-ms (${limits.requestTimeoutMs}): the headers are part of the request`,
     );
   }
-  const groupCommit = { maxBatchRequests: values.maxBatchRequests ?? DEFAULT_MAX_BATCH_REQUESTS, maxBatchRecords: values.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS };
+  const groupCommit = {
+    maxBatchRequests: values.maxBatchRequests ?? DEFAULT_MAX_BATCH_REQUESTS,
+    maxBatchRecords: values.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS,
+    maxBatchBytes: values.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
+  };
   if (groupCommit.maxBatchRecords < limits.maxRecords) {
     throw new ConfigurationError(
       `--max-batch-records (${groupCommit.maxBatchRecords}) is below --max-records (${limits.maxRecords}): a full request could never fit a transaction`,

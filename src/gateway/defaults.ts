@@ -13,9 +13,14 @@ export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60_000;
 /** Start-up gives up after this long unless configured otherwise (--start-timeout-ms). */
 export const DEFAULT_START_TIMEOUT_MS = 5 * 60_000;
 
-/** Group commit: most requests, and most records, in one Kafka transaction. */
-export const DEFAULT_MAX_BATCH_REQUESTS = 64;
+/**
+ * Group commit: a batch takes every request waiting for a producer, bounded by records and bytes
+ * per transaction. The request bound is only a backstop: at 256 connections, 64 (the old default)
+ * left 14% of the throughput unused against 1024 (5,429 vs 6,279 req/s, two rounds each).
+ */
+export const DEFAULT_MAX_BATCH_REQUESTS = 1024;
 export const DEFAULT_MAX_BATCH_RECORDS = 10_000;
+export const DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 /** How long a transaction waits for a free producer before 503, and one commit call before it is retried. */
 export const DEFAULT_ACQUIRE_TIMEOUT_MS = 10_000;

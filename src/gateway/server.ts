@@ -143,6 +143,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       idempotencyRetentionMs: config.idempotencyRetentionMs,
       maxBatchRequests: config.groupCommit.maxBatchRequests,
       maxBatchRecords: config.groupCommit.maxBatchRecords,
+      maxBatchBytes: config.groupCommit.maxBatchBytes,
       logger: serviceLogger,
     });
   const topics = new TopicCatalog(options.topicSource ?? createKafkaTopicMetadataSource(config.kafka, { probeTopic: config.idempotencyTopic }));

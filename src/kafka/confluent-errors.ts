@@ -5,11 +5,10 @@
  * isTxnRequiresAbort): the client's KafkaJS-style layer reads differently named fields and so
  * always reports false, which is why the pool uses the lower-level API.
  */
-import { createRequire } from 'node:module';
 import { KafkaClientError } from '../pool/producer-port.js';
+import { Kafka } from './native.js';
 
-const require = createRequire(import.meta.url);
-const codes: Record<string, number> = require('@confluentinc/kafka-javascript').CODES.ERRORS;
+const codes: Record<string, number> = Kafka.CODES.ERRORS;
 
 let namesByCode: Map<number, string> | undefined;
 

@@ -3,7 +3,6 @@
  * API, which takes a timeout for every transactional call and keeps librdkafka's error flags.
  * (Its KafkaJS-style API hard-codes 5 s timeouts and loses the flags.)
  */
-import { createRequire } from 'node:module';
 import type {
   OutgoingRecord,
   ProducerFactory,
@@ -14,10 +13,8 @@ import type {
 import { KafkaClientError } from '../pool/producer-port.js';
 import { ConfigurationError } from '../errors.js';
 import { toKafkaClientError } from './confluent-errors.js';
+import { Kafka } from './native.js';
 import { assertThreadPoolFits } from './thread-pool.js';
-
-const require = createRequire(import.meta.url);
-const Kafka = require('@confluentinc/kafka-javascript');
 
 /** librdkafka producer properties; 'bootstrap.servers' is required, TLS/SASL settings pass through. */
 export type KafkaClientConfig = { 'bootstrap.servers': string } & Record<string, string | number | boolean>;

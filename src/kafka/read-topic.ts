@@ -4,7 +4,9 @@
  * share this one implementation, so what tests trust is what `txgate verify` checks with.
  */
 import { randomBytes } from 'node:crypto';
-import { RdKafka } from '@confluentinc/kafka-javascript';
+import { KafkaAdmin } from './admin.js';
+import { Kafka } from './native.js';
+import type { KafkaProps } from './props.js';
 
 export interface TopicRecord {
   topic: string;
@@ -42,7 +44,7 @@ export interface ReadTopicsOptions {
   /** Consumer group id (never committed to); default a random one. */
   groupId?: string | undefined;
   /** Further librdkafka properties (TLS, SASL...). */
-  clientConfig?: Record<string, string | number | boolean> | undefined;
+  clientConfig?: KafkaProps | undefined;
 }
 
 interface Partition {
@@ -73,7 +75,7 @@ export async function readTopics(bootstrap: string, topics: string | string[], o
 
   const { partitions, endOffsets } = await describeEnds(bootstrap, topicList, isolation, timeoutMs, clientConfig);
 
-  const consumer = new RdKafka.KafkaConsumer(
+  const consumer = new Kafka.KafkaConsumer(
     {
       ...clientConfig,
       'bootstrap.servers': bootstrap,
@@ -108,7 +110,7 @@ export async function readTopics(bootstrap: string, topics: string | string[], o
             `; per partition: ${await progressReport(bootstrap, topicList, partitions, records, eofAt, clientConfig)}`,
         );
       }
-      const batch = await new Promise<RdKafka.Message[]>((resolve, reject) => {
+      const batch = await new Promise<Kafka.Message[]>((resolve, reject) => {
         consumer.consume(1000, (err, msgs) => (err ? reject(err) : resolve(msgs)));
       });
       for (const m of batch) {
@@ -133,24 +135,22 @@ function compareRecords(a: TopicRecord, b: TopicRecord): number {
 export async function describeTopicPartitions(
   bootstrap: string,
   topics: string[],
-  opts: { timeoutMs?: number | undefined; clientConfig?: Record<string, string | number | boolean> | undefined } = {},
+  opts: { timeoutMs?: number | undefined; clientConfig?: KafkaProps | undefined } = {},
 ): Promise<PartitionReplicas[]> {
   const admin = createAdmin(bootstrap, opts.clientConfig ?? {});
   try {
     return await describe(admin, topics, opts.timeoutMs ?? 30_000);
   } finally {
-    admin.disconnect();
+    await admin.close();
   }
 }
 
-function createAdmin(bootstrap: string, clientConfig: Record<string, string | number | boolean>): RdKafka.IAdminClient {
-  return RdKafka.AdminClient.create({ ...clientConfig, 'bootstrap.servers': bootstrap, 'client.id': 'txgate-read-topic' } as RdKafka.GlobalConfig);
+function createAdmin(bootstrap: string, clientConfig: KafkaProps): KafkaAdmin {
+  return new KafkaAdmin({ ...clientConfig, 'bootstrap.servers': bootstrap }, 'txgate-read-topic');
 }
 
-async function describe(admin: RdKafka.IAdminClient, topics: string[], timeoutMs: number): Promise<PartitionReplicas[]> {
-  const described = await new Promise<RdKafka.TopicDescription[]>((resolve, reject) => {
-    admin.describeTopics(topics, { timeout: timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
-  });
+async function describe(admin: KafkaAdmin, topics: string[], timeoutMs: number): Promise<PartitionReplicas[]> {
+  const described = await admin.describeTopics(topics, timeoutMs);
   const partitions: PartitionReplicas[] = [];
   for (const t of described) {
     if (t.error) throw new Error(`cannot read topic ${t.name}: ${t.error.message}`);
@@ -166,14 +166,14 @@ async function describeEnds(
   topics: string[],
   isolation: Isolation,
   timeoutMs: number,
-  clientConfig: Record<string, string | number | boolean>,
+  clientConfig: KafkaProps,
 ): Promise<{ partitions: Partition[]; endOffsets: Map<string, number> }> {
   const admin = createAdmin(bootstrap, clientConfig);
   try {
     const partitions: Partition[] = (await describe(admin, topics, timeoutMs)).map((p) => ({ topic: p.topic, partition: p.partition }));
     return { partitions, endOffsets: await listEnds(admin, partitions, isolation, timeoutMs) };
   } finally {
-    admin.disconnect();
+    await admin.close();
   }
 }
 
@@ -198,7 +198,7 @@ export async function waitForEndOffsets(
   bootstrap: string,
   topics: string[],
   through: TopicPosition[],
-  opts: { isolation?: Isolation | undefined; timeoutMs?: number | undefined; clientConfig?: Record<string, string | number | boolean> | undefined } = {},
+  opts: { isolation?: Isolation | undefined; timeoutMs?: number | undefined; clientConfig?: KafkaProps | undefined } = {},
 ): Promise<LaggingPartition[]> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   const needed = new Map<string, { p: Partition; next: bigint }>();
@@ -224,17 +224,8 @@ export function describeLagging(lagging: LaggingPartition[], isolation: Isolatio
   );
 }
 
-async function listEnds(admin: RdKafka.IAdminClient, partitions: Partition[], isolation: Isolation, timeoutMs: number): Promise<Map<string, number>> {
-  const ends = await new Promise<RdKafka.ListOffsetsResult[]>((resolve, reject) => {
-    admin.listOffsets(
-      partitions.map((p) => ({ ...p, offset: RdKafka.OffsetSpec.LATEST })),
-      {
-        timeout: timeoutMs,
-        isolationLevel: isolation === 'read_committed' ? RdKafka.IsolationLevel.READ_COMMITTED : RdKafka.IsolationLevel.READ_UNCOMMITTED,
-      },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    );
-  });
+async function listEnds(admin: KafkaAdmin, partitions: Partition[], isolation: Isolation, timeoutMs: number): Promise<Map<string, number>> {
+  const ends = await admin.listOffsets(partitions, isolation, timeoutMs);
   const endOffsets = new Map<string, number>();
   for (const e of ends) {
     if (e.error) throw new Error(`cannot list offsets of ${key(e)}: ${e.error.message}`);
@@ -253,7 +244,7 @@ async function progressReport(
   partitions: Partition[],
   records: TopicRecord[],
   eofAt: Map<string, number>,
-  clientConfig: Record<string, string | number | boolean>,
+  clientConfig: KafkaProps,
 ): Promise<string> {
   let lso = new Map<string, number>();
   let hw = new Map<string, number>();
@@ -271,7 +262,7 @@ async function progressReport(
     .join('; ');
 }
 
-function toRecord(m: RdKafka.Message): TopicRecord {
+function toRecord(m: Kafka.Message): TopicRecord {
   const headers: Array<{ key: string; value: Buffer }> = [];
   for (const h of m.headers ?? []) {
     for (const [k, v] of Object.entries(h)) headers.push({ key: k, value: Buffer.isBuffer(v) ? v : Buffer.from(v) });

@@ -1,7 +1,7 @@
 /**
  * The topic catalog's metadata source on librdkafka's admin client (DescribeTopics).
  */
-import Kafka from '@confluentinc/kafka-javascript';
+import { Kafka } from './native.js';
 import { TopicMetadataError, type TopicMetadataSource } from '../gateway/service/topic-catalog.js';
 
 const UNKNOWN_TOPIC_OR_PART = 3;

@@ -4,14 +4,13 @@
  * so they are never stale and cost nothing between scrapes.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { TransactionalProducerPool } from './pool.js';
-import type { PoolEvents } from './types.js';
+import type { PoolEvents, PoolStats } from './types.js';
 
 export interface PoolMetrics {
   /** Pass as PoolOptions.events (or combine with your own via combineEvents). */
   events: PoolEvents;
   /** Registers the gauges that read the pool's state at scrape time. */
-  observe(pool: TransactionalProducerPool): void;
+  observe(pool: { stats(): PoolStats }): void;
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -28,6 +27,8 @@ export function createPoolMetrics(registry: Registry, prefix = 'txgate_pool_'): 
   const retries = counter('retries_total', 'Retried transactional calls by step', ['step']);
   const replacements = counter('replacements_total', 'Producers replaced in their slot, by cause', ['cause']);
   const rejected = counter('rejected_total', 'Callers refused before a transaction began, by reason', ['reason']);
+  const initFailures = counter('init_failures_total', 'Producer initialisations that failed (at start or while replacing; retried with backoff)');
+  const fencingStorms = counter('fencing_storms_total', 'Slots fenced again and again: another live process very likely uses the same transactional ids');
   for (const outcome of ['committed', 'aborted', 'unknown']) transactions.inc({ outcome }, 0);
 
   const events: PoolEvents = {
@@ -48,6 +49,8 @@ export function createPoolMetrics(registry: Registry, prefix = 'txgate_pool_'): 
     retried: ({ step }) => retries.inc({ step }),
     replacing: ({ cause }) => replacements.inc({ cause }),
     rejected: ({ reason }) => rejected.inc({ reason }),
+    initFailed: () => initFailures.inc(),
+    fencingStorm: () => fencingStorms.inc(),
   };
 
   return {
@@ -67,6 +70,18 @@ export function createPoolMetrics(registry: Registry, prefix = 'txgate_pool_'): 
       gauge('idle', 'Producers ready to lend', () => pool.stats().idle);
       gauge('replacing', 'Producers being replaced', () => pool.stats().replacing);
       gauge('waiting', 'Callers waiting for a producer', () => pool.stats().waiting);
+      gauge('max_waiting', 'The wait queue bound: past it callers are refused at once (saturated)', () => pool.stats().maxWaiting);
+      new Gauge({
+        name: `${prefix}slot_state_seconds`,
+        help: 'How long each slot has been in its current state (a slot stuck replacing shows here)',
+        labelNames: ['slot', 'state'],
+        registers,
+        collect() {
+          this.reset();
+          const now = Date.now();
+          for (const s of pool.stats().slots) this.set({ slot: String(s.slot), state: s.state }, (now - s.stateSince) / 1000);
+        },
+      });
     },
   };
 }
@@ -88,6 +103,7 @@ export function combineEvents(...observers: Array<PoolEvents | undefined>): Pool
     replacing: fan('replacing'),
     replaced: fan('replaced'),
     rejected: fan('rejected'),
+    initFailed: fan('initFailed'),
     fencingStorm: fan('fencingStorm'),
   };
 }

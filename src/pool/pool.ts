@@ -81,11 +81,13 @@ export class TransactionalProducerPool {
       busy: slots.count('busy'),
       replacing: slots.count('replacing'),
       waiting: this.lending.waiting,
+      maxWaiting: this.ctx.options.maxWaiting,
       closed: this.ctx.closing,
       slots: slots.all.map((s) => ({
         slot: s.index,
         transactionalId: s.transactionalId,
         state: s.state,
+        stateSince: s.stateSince,
         transactions: s.transactions,
         replacements: s.replacements,
         lastError: s.lastError,

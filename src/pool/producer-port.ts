@@ -1,6 +1,6 @@
 /**
  * The port between the pool and a Kafka client. The pool only ever talks to Kafka through this
- * interface, so the client can be swapped (the @confluentinc/kafka-javascript adapter in
+ * interface, so the client can be swapped (the Kafka client adapter in
  * src/kafka, a deterministic fake in the unit tests) without touching pool logic.
  *
  * One TransactionalProducer is one transactional.id: the pool guarantees that at most one

@@ -31,6 +31,7 @@ export class Replacement {
     } catch (error) {
       slot.lastError = describe(error);
       slot.producer = undefined;
+      options.events?.initFailed?.({ slot: slot.index, transactionalId: slot.transactionalId, error });
       await producer.close(options.closeTimeoutMs);
       throw error;
     }

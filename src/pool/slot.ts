@@ -50,6 +50,8 @@ export interface Slot {
   readonly transactionalId: string;
   /** Changed only by SlotTable.move(). */
   readonly state: SlotState;
+  /** When the slot entered its state (ms since the epoch); set by move(). */
+  readonly stateSince: number;
   producer: TransactionalProducer | undefined;
   transactions: number;
   replacements: number;
@@ -76,6 +78,7 @@ export class SlotTable {
       transactionalId,
       producer: undefined,
       state: 'starting',
+      stateSince: Date.now(),
       transactions: 0,
       replacements: 0,
       lastUsedAt: Date.now(),
@@ -95,6 +98,7 @@ export class SlotTable {
     this.counts[from]--;
     this.counts[to]++;
     (slot as { state: SlotState }).state = to;
+    (slot as { stateSince: number }).stateSince = Date.now();
   }
 
   /** Lends the slot idle longest (idle -> busy), if there is one. */

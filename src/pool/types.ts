@@ -47,6 +47,8 @@ export interface PoolEvents {
   replacing?(info: { slot: number; transactionalId: string; cause: ReplaceCause; error?: unknown }): void;
   replaced?(info: { slot: number; transactionalId: string; cause: ReplaceCause }): void;
   rejected?(info: { reason: 'saturated' | 'timeout' | 'aborted' | 'closed' }): void;
+  /** Initialising a producer (at start or while replacing one) failed; it is retried with backoff. */
+  initFailed?(info: { slot: number; transactionalId: string; error: unknown }): void;
   /**
    * A slot was fenced `fencings` times in 5 minutes: another live process very likely uses the
    * same transactional id (the same prefix and instance id). Its replacement waits `delayMs`.
@@ -81,6 +83,8 @@ export interface SlotStats {
   slot: number;
   transactionalId: string;
   state: SlotState;
+  /** Since when (ms since the epoch) the slot has been in its state. */
+  stateSince: number;
   transactions: number;
   replacements: number;
   lastError?: string | undefined;
@@ -92,6 +96,8 @@ export interface PoolStats {
   busy: number;
   replacing: number;
   waiting: number;
+  /** The bound of the wait queue: past it callers are refused at once (saturated). */
+  maxWaiting: number;
   closed: boolean;
   slots: SlotStats[];
   counters: {

@@ -24,7 +24,7 @@ function config(idempotencyTopic: string): GatewayConfig {
     http: { host: '127.0.0.1', port: 0, allowInsecureBind: false },
     limits: DEFAULT_GATEWAY_LIMITS,
     apiKeys: [],
-    groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000 },
+    groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000, maxBatchBytes: 16 * 1024 * 1024 },
     idempotencyTopic,
     shutdownTimeoutMs: 10_000,
     startTimeoutMs: READY_TIMEOUT_MS,

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { runLauncher } from '../../src/local-kafka/launcher.js';
 import type { TransactionalProducerPool } from '../../src/pool/pool.js';
 import { IdempotencyStore, type Logger } from '../../src/gateway/idempotency/store.js';
+import { createKafkaIdempotencyPorts } from '../../src/kafka/idempotency-log.js';
 import { RETENTION_MARGIN_MS } from '../../src/gateway/idempotency/retention.js';
 import { TransactionService, type SubmitResult } from '../../src/gateway/service/transaction-service.js';
 import { consumeAll, createTopics, startKafkaPool, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
@@ -102,7 +103,7 @@ describe('idempotency key retention on a real broker', { timeout: 120_000 }, () 
   it('creates the topic with compaction plus time retention; warns about an existing topic without it', async () => {
     const created = uniqueName('ret-idem');
     const log = capture();
-    const store = new IdempotencyStore({ kafka, topic: created, retentionMs: RETENTION_MS, logger: log });
+    const store = new IdempotencyStore({ ...createKafkaIdempotencyPorts(kafka), topic: created, retentionMs: RETENTION_MS, logger: log });
     await store.start();
     await store.close();
     const described = await runLauncher('topics', ['--describe', '--topic', created], { KAFKA_BOOTSTRAP: bootstrap });
@@ -111,14 +112,14 @@ describe('idempotency key retention on a real broker', { timeout: 120_000 }, () 
     assert.match(described, /segment\.ms=\d+/);
 
     // Started again on the topic it created: nothing to warn about.
-    const again = new IdempotencyStore({ kafka, topic: created, retentionMs: RETENTION_MS, logger: log });
+    const again = new IdempotencyStore({ ...createKafkaIdempotencyPorts(kafka), topic: created, retentionMs: RETENTION_MS, logger: log });
     await again.start();
     await again.close();
     assert.equal(log.warnings.length, 0, log.warnings.join('\n'));
 
     const legacy = uniqueName('ret-legacy');
     await createTopics(bootstrap, [{ topic: legacy, partitions: 3, config: { 'cleanup.policy': 'compact' } }]);
-    const old = new IdempotencyStore({ kafka, topic: legacy, retentionMs: RETENTION_MS, logger: log });
+    const old = new IdempotencyStore({ ...createKafkaIdempotencyPorts(kafka), topic: legacy, retentionMs: RETENTION_MS, logger: log });
     await old.start();
     await old.close();
     assert.equal(log.warnings.length, 1, log.warnings.join('\n'));

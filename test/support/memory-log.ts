@@ -7,6 +7,8 @@
  * - a read_committed consumer reads up to the LSO, skips aborted records and markers, and reports
  *   "end of partition" (librdkafka's partition EOF) at the LSO.
  * Consumers move one record per step, so a test can interleave them with writers at will.
+ * For tests that run real readers on it, a log tells its watchers when it changed, and records
+ * can be removed as compaction or retention would.
  */
 export interface LogRecord {
   offset: number;
@@ -16,6 +18,8 @@ export interface LogRecord {
   txn?: number | undefined;
   /** A commit or abort marker. */
   control?: 'commit' | 'abort';
+  /** Removed by compaction or retention: its offset stays taken, nobody reads it. */
+  removed?: true;
 }
 
 type TxnState = 'open' | 'committed' | 'aborted';
@@ -24,6 +28,7 @@ export class MemoryPartitionLog {
   readonly records: LogRecord[] = [];
   private readonly txns = new Map<number, { state: TxnState; first: number | undefined }>();
   private nextTxn = 1;
+  private readonly watchers = new Set<() => void>();
 
   get highWatermark(): number {
     return this.records.length;
@@ -47,7 +52,28 @@ export class MemoryPartitionLog {
     const offset = this.records.length;
     t.first ??= offset;
     this.records.push({ offset, key, value, txn });
+    this.changed();
     return offset;
+  }
+
+  /** Appends a record outside any transaction (a plain producer); returns its offset. */
+  appendPlain(key: string, value: Buffer | undefined): number {
+    const offset = this.records.length;
+    this.records.push({ offset, key, value });
+    this.changed();
+    return offset;
+  }
+
+  /** Removes the record at `offset`, as compaction or retention would. */
+  remove(offset: number): void {
+    const r = this.records[offset];
+    if (r) r.removed = true;
+  }
+
+  /** Calls `listener` after every write, commit and abort; returns what stops it. */
+  watch(listener: () => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
   }
 
   commit(txn: number): void {
@@ -69,7 +95,7 @@ export class MemoryPartitionLog {
   /** Whether a read_committed consumer delivers the record at `offset`. */
   committedVisible(offset: number): boolean {
     const r = this.records[offset];
-    if (!r || r.control) return false;
+    if (!r || r.control || r.removed) return false;
     return r.txn === undefined || this.txns.get(r.txn)?.state === 'committed';
   }
 
@@ -84,6 +110,11 @@ export class MemoryPartitionLog {
     t.state = state;
     // A transaction that wrote nothing here has no marker on this partition.
     if (t.first !== undefined) this.records.push({ offset: this.records.length, txn, control: state === 'committed' ? 'commit' : 'abort' });
+    this.changed();
+  }
+
+  private changed(): void {
+    for (const w of this.watchers) w();
   }
 }
 
@@ -92,16 +123,19 @@ export interface ConsumerSink {
   endOfPartition(offset: number): void;
 }
 
-/** A consumer of a MemoryPartitionLog from offset 0, at one isolation level. */
+/** A consumer of a MemoryPartitionLog from offset `from` (default 0), at one isolation level. */
 export class MemoryConsumer {
-  private position = 0;
+  private position: number;
   private eofReported = -1;
 
   constructor(
     private readonly log: MemoryPartitionLog,
     readonly isolation: 'read_committed' | 'read_uncommitted',
     private readonly sink: ConsumerSink,
-  ) {}
+    from = 0,
+  ) {
+    this.position = from;
+  }
 
   private get end(): number {
     return this.isolation === 'read_committed' ? this.log.lastStableOffset : this.log.highWatermark;
@@ -116,7 +150,7 @@ export class MemoryConsumer {
     const r = this.log.records[this.position];
     if (!r) throw new Error('nothing to fetch');
     this.position++;
-    const deliver = this.isolation === 'read_uncommitted' ? !r.control : this.log.committedVisible(r.offset);
+    const deliver = this.isolation === 'read_uncommitted' ? !r.control && !r.removed : this.log.committedVisible(r.offset);
     if (deliver) this.sink.record(r.offset, r.key, r.value);
   }
 

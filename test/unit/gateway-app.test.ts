@@ -306,7 +306,7 @@ test('readyz: 503 when Kafka is unreachable or the pool cannot lend', async () =
   const doc = assertProblem(await down.inject({ url: '/readyz' }), 503, 'TXGATE_NOT_READY');
   assert.match(doc.checks.kafka, /unreachable \(broker down\)/);
 
-  const stats = { size: 2, idle: 0, busy: 0, replacing: 2, waiting: 0, closed: false, slots: [], counters: { committed: 0, aborted: 0, outcomeUnknown: 0, retries: 0, replacements: 0, rejected: 0 } };
+  const stats = { size: 2, idle: 0, busy: 0, replacing: 2, waiting: 0, maxWaiting: 128, closed: false, slots: [], counters: { committed: 0, aborted: 0, outcomeUnknown: 0, retries: 0, replacements: 0, rejected: 0 } };
   const pool = { stats: () => stats };
   const app = buildGateway({ service, pool, topics: new TopicCatalog(memorySource({}).source) });
   assertProblem(await app.inject({ url: '/readyz' }), 503, 'TXGATE_NOT_READY');

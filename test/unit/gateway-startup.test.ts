@@ -26,7 +26,7 @@ function config(over: Partial<GatewayConfig> = {}): GatewayConfig {
     http: { host: '127.0.0.1', port: 0, allowInsecureBind: false },
     limits: DEFAULT_GATEWAY_LIMITS,
     apiKeys: [],
-    groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000 },
+    groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000, maxBatchBytes: 16 * 1024 * 1024 },
     idempotencyTopic: 'txgate.idempotency',
     shutdownTimeoutMs: 5_000,
     logLevel: 'silent',

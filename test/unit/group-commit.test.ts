@@ -17,11 +17,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(opts: { size?: number; maxBatchRequests?: number; maxBatchRecords?: number } = {}) {
+async function setup(opts: { size?: number; maxBatchRequests?: number; maxBatchRecords?: number; maxBatchBytes?: number } = {}) {
   const cluster = new FakeCluster();
   const pool = new TransactionalProducerPool(fakePoolOptions(cluster, { size: opts.size ?? 1 }));
   await pool.start();
-  const gc = new GroupCommitter({ pool, maxBatchRequests: opts.maxBatchRequests, maxBatchRecords: opts.maxBatchRecords, failureSettleMs: 200 });
+  const gc = new GroupCommitter({ pool, maxBatchRequests: opts.maxBatchRequests, maxBatchRecords: opts.maxBatchRecords, maxBatchBytes: opts.maxBatchBytes, failureSettleMs: 200 });
   cleanups.push(async () => {
     await gc.close({ timeoutMs: 1000 });
     await pool.close();
@@ -229,6 +229,19 @@ describe('group commit', () => {
     await assert.rejects(a.promise, TransactionAbortedError);
     await assert.rejects(b.promise, TransactionAbortedError);
     assert.equal(cluster.callsOf('send', { where: (c) => c.record?.value?.toString() === 'a' }).length, 1, 'not run again');
+  });
+
+  it('bounds a batch by bytes, and still runs a single request larger than the bound alone', async () => {
+    const { cluster, gc } = await setup({ size: 1, maxBatchBytes: 2_500 });
+    const { first, commits } = await occupyProducer(cluster, gc);
+    const kb = (tag: string) => rec(tag + 'x'.repeat(999));
+    const waiting = [gc.submit({ records: [kb('a')] }), gc.submit({ records: [kb('b')] }), gc.submit({ records: [kb('c')] }), gc.submit({ records: [rec('big' + 'x'.repeat(4_000))] })];
+    await flush();
+    assert.equal(gc.stats().openBatches, 3, 'a+b (2,000 bytes), then c, then the oversized one alone');
+    commits.stop();
+    await first;
+    await Promise.all(waiting);
+    assert.deepEqual(committedBatches(cluster).map((b) => b.map((v) => v.slice(0, 3).replace(/x+$/, ''))), [['fir'], ['a', 'b'], ['c'], ['big']]);
   });
 
   it('lets a waiting caller leave (AcquireAbortedError) without touching its batch-mates', async () => {

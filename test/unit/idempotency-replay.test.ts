@@ -1,5 +1,5 @@
 // Replaying a committed key: from the outcomes held in full, or read back from the topic by
-// offset (a fake reader here; kafka-outcome-reader.ts against a broker in the integration
+// offset (a fake reader here; log-outcome-reader.ts on the Kafka adapter in the integration
 // tests), and what a record that is gone, belongs to another key or has another body means.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

@@ -7,6 +7,7 @@ import { encodeClaim, encodeOutcome } from '../../src/gateway/idempotency/record
 import { RETENTION_MARGIN_MS, topicRetentionConfig } from '../../src/gateway/idempotency/retention.js';
 import { IdempotencyStore } from '../../src/gateway/idempotency/store.js';
 import { IdempotencyView } from '../../src/gateway/idempotency/view.js';
+import { MemoryCluster } from '../support/memory-idempotency-log.js';
 
 const T0 = Date.parse('2026-03-01T12:00:00.000Z');
 const RETENTION = 60_000;
@@ -173,7 +174,7 @@ describe('retention settings', () => {
 
   it('the store refuses a retention that is not a positive number of milliseconds', () => {
     for (const retentionMs of [0, -1, 1.5, Number.NaN]) {
-      assert.throws(() => new IdempotencyStore({ kafka: {}, retentionMs }), RangeError, String(retentionMs));
+      assert.throws(() => new IdempotencyStore({ ...new MemoryCluster().ports(), retentionMs }), RangeError, String(retentionMs));
     }
   });
 });

@@ -13,7 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { GatewayState } from '../../src/gateway/http/app.js';
 import { createPoolMetrics } from '../../src/pool/metrics.js';
 import { TransactionalProducerPool } from '../../src/pool/pool.js';
-import type { PoolEvents, ReplaceCause } from '../../src/pool/types.js';
+import type { PoolEvents, ReplaceCause, SlotState } from '../../src/pool/types.js';
 import { FakeCluster, fakePoolOptions, rec } from '../support/fake-producer.js';
 import { stubGateway } from '../support/gateway-stubs.js';
 
@@ -351,7 +351,14 @@ async function gatewayExposition(): Promise<{ text: string; close(): Promise<voi
   const poolMetrics = createPoolMetrics(registry);
   const pool = new TransactionalProducerPool(fakePoolOptions(new FakeCluster(), { events: poolMetrics.events }));
   await pool.start();
-  poolMetrics.observe(pool);
+  // One slot in every state, so that rules selecting a state find its series.
+  const SLOT_STATES: Record<SlotState, true> = { starting: true, idle: true, busy: true, replacing: true, closed: true };
+  poolMetrics.observe({
+    stats: () => {
+      const s = pool.stats();
+      return { ...s, slots: (Object.keys(SLOT_STATES) as SlotState[]).map((state, i) => ({ ...s.slots[0]!, slot: i, state })) };
+    },
+  });
   await pool.run((tx) => tx.send(rec('committed')));
   const events = poolMetrics.events;
   const failure = new Error('fed by the test');

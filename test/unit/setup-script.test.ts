@@ -20,7 +20,7 @@ const NODE_ENV = path.join(repo, 'scripts', 'node-env.sh');
 const PINNED = '24.22.3';
 const ARCH = process.arch === 'arm64' ? 'arm64' : 'x64';
 const NATIVE_DEPS = ['libssl-dev', 'zlib1g-dev', 'libzstd-dev', 'liblz4-dev', 'libsasl2-dev', 'build-essential', 'python3'];
-const ALL_PACKAGES = ['openjdk-17-jdk-headless', 'maven', 'curl', 'golang-go', 'kcat', ...NATIVE_DEPS];
+const ALL_PACKAGES = ['openjdk-17-jdk-headless', 'maven', 'curl', 'golang-go', 'chromium', 'kcat', ...NATIVE_DEPS];
 // Real tools the scripts may run; everything the tests control is a fake instead.
 const SYSTEM_TOOLS = ['bash', 'sh', 'cat', 'cut', 'grep', 'sed', 'awk', 'sha256sum', 'sha512sum', 'tar', 'gzip', 'mkdir', 'rm', 'mv',
   'cp', 'ln', 'dirname', 'basename', 'readlink', 'uname', 'head', 'tail', 'mktemp', 'flock', 'setsid', 'base64', 'mkfifo', 'find',
@@ -56,6 +56,7 @@ const TOOL_FAKES: Record<string, { pkg: string; body: string }> = {
   kcat: { pkg: 'kcat', body: log('kcat') },
   curl: { pkg: 'curl', body: log('curl') },
   go: { pkg: 'golang-go', body: log('go') },
+  chromium: { pkg: 'chromium', body: log('chromium') },
 };
 
 let sysbin = '';
@@ -166,6 +167,7 @@ for a in "$@"; do
     maven) cp "$FAKE_TEMPLATES/mvn" "$FAKE_BIN/mvn" ;;
     kcat|curl) cp "$FAKE_TEMPLATES/$a" "$FAKE_BIN/$a" ;;
     golang-go) cp "$FAKE_TEMPLATES/go" "$FAKE_BIN/go" ;;
+    chromium) cp "$FAKE_TEMPLATES/chromium" "$FAKE_BIN/chromium" ;;
   esac
 done`,
   );
@@ -241,7 +243,7 @@ describe('setup.sh: system packages', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(only(r.calls, /^apt-get /), [
       'apt-get update -qq',
-      'apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven curl golang-go libzstd-dev liblz4-dev libsasl2-dev build-essential kcat',
+      'apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven curl golang-go chromium libzstd-dev liblz4-dev libsasl2-dev build-essential kcat',
     ]);
     // then node_modules, built against the system libraries, and the Kafka jars
     const npm = only(r.calls, /^npm /);
@@ -272,7 +274,7 @@ describe('setup.sh: system packages', () => {
   });
 
   it('as a non-root user, prints the exact apt-get line and fails without installing anything', () => {
-    const s = sandbox({ uid: 1000, installed: ['openjdk-17-jdk-headless', 'maven', 'curl', 'golang-go', 'libssl-dev', 'zlib1g-dev', 'build-essential', 'python3'], nodeVersion: 'v22.12.0' });
+    const s = sandbox({ uid: 1000, installed: ['openjdk-17-jdk-headless', 'maven', 'curl', 'golang-go', 'chromium', 'libssl-dev', 'zlib1g-dev', 'build-essential', 'python3'], nodeVersion: 'v22.12.0' });
     const r = s.run();
     assert.notEqual(r.status, 0);
     assert.ok(
@@ -284,7 +286,7 @@ describe('setup.sh: system packages', () => {
   });
 
   it('a failing apt-get install names its step and how to fix it, and stops there', () => {
-    const s = sandbox({ installed: ['openjdk-17-jdk-headless', 'maven', 'curl', 'golang-go', 'kcat'], nodeVersion: 'v22.12.0' });
+    const s = sandbox({ installed: ['openjdk-17-jdk-headless', 'maven', 'curl', 'golang-go', 'chromium', 'kcat'], nodeVersion: 'v22.12.0' });
     const r = s.run({ FAKE_APT_INSTALL_FAIL: '1' });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /E: Unable to fetch some archives \(fake\)/, "apt-get's own error is shown");

@@ -27,7 +27,7 @@ export function culprit(records: OutgoingRecord[], sent: Settling[]): number {
   return found;
 }
 
-function recordSize(r: OutgoingRecord): number {
+export function recordSize(r: OutgoingRecord): number {
   let n = (r.key?.length ?? 0) + (r.value?.length ?? 0);
   for (const [k, v] of Object.entries(r.headers ?? {})) n += Buffer.byteLength(k) + (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
   return n;

@@ -24,8 +24,8 @@ import {
 } from '../../errors.js';
 import type { KafkaClientError, OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js';
 import type { Transaction, TransactionResult } from '../../pool/types.js';
-import { DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BATCH_REQUESTS } from '../defaults.js';
-import { callHook, culprit, failureOf, sendOne, settle, type Settling } from './deliveries.js';
+import { DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BATCH_REQUESTS } from '../defaults.js';
+import { callHook, culprit, failureOf, recordSize, sendOne, settle, type Settling } from './deliveries.js';
 import { ParticipantRejection, type BatchParticipant, type TransactionRunner } from './participant.js';
 
 export interface GroupCommitRequest {
@@ -38,6 +38,8 @@ export interface GroupCommitOptions {
   pool: TransactionRunner;
   maxBatchRequests?: number;
   maxBatchRecords?: number;
+  /** Most bytes (keys, values, headers) in one transaction; a single larger request still runs alone. */
+  maxBatchBytes?: number;
   /**
    * After the first refused record, how long to wait for the rest of the batch's deliveries
    * before deciding. Deliveries queued behind a failed one may only settle when the pool aborts.
@@ -64,6 +66,8 @@ interface Item {
   detachSignal: (() => void) | undefined;
   purgeRetries: number;
   timeoutRetries: number;
+  /** Bytes of its records (keys, values, headers). */
+  bytes: number;
 }
 
 type Disposition =
@@ -74,6 +78,7 @@ type Disposition =
 class Batch {
   readonly items: Item[] = [];
   records = 0;
+  bytes = 0;
   started = false;
   readonly controller = new AbortController();
   /** Set by the work when it throws on purpose: what to do with each item after the abort. */
@@ -101,6 +106,7 @@ export class GroupCommitter {
   private readonly pool: TransactionRunner;
   private readonly maxBatchRequests: number;
   private readonly maxBatchRecords: number;
+  private readonly maxBatchBytes: number;
   private readonly failureSettleMs: number;
   private open: Batch | undefined;
   private readonly waiting = new Set<Batch>();
@@ -114,6 +120,7 @@ export class GroupCommitter {
     this.pool = opts.pool;
     this.maxBatchRequests = Math.max(1, opts.maxBatchRequests ?? DEFAULT_MAX_BATCH_REQUESTS);
     this.maxBatchRecords = Math.max(1, opts.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS);
+    this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
     this.failureSettleMs = opts.failureSettleMs ?? 2_000;
   }
 
@@ -135,6 +142,7 @@ export class GroupCommitter {
         },
         batch: undefined,
         detachSignal: undefined,
+        bytes: req.records.reduce((n, r) => n + recordSize(r), 0),
         purgeRetries: 0,
         timeoutRetries: 0,
       };
@@ -198,13 +206,15 @@ export class GroupCommitter {
   private fits(batch: Batch, item: Item): boolean {
     return (
       batch.items.length < this.maxBatchRequests &&
-      batch.records + item.req.records.length <= this.maxBatchRecords
+      batch.records + item.req.records.length <= this.maxBatchRecords &&
+      (batch.items.length === 0 || batch.bytes + item.bytes <= this.maxBatchBytes)
     );
   }
 
   private add(batch: Batch, item: Item): void {
     batch.items.push(item);
     batch.records += item.req.records.length;
+    batch.bytes += item.bytes;
     item.batch = batch;
     const signal = item.req.signal;
     if (signal && !item.detachSignal) {
@@ -216,7 +226,7 @@ export class GroupCommitter {
   }
 
   private fitsAnother(batch: Batch): boolean {
-    return batch.items.length < this.maxBatchRequests && batch.records < this.maxBatchRecords;
+    return batch.items.length < this.maxBatchRequests && batch.records < this.maxBatchRecords && batch.bytes < this.maxBatchBytes;
   }
 
   /** The caller went away: honoured only while its batch still waits for a producer. */
@@ -227,6 +237,7 @@ export class GroupCommitter {
     if (at < 0) return;
     batch.items.splice(at, 1);
     batch.records -= item.req.records.length;
+    batch.bytes -= item.bytes;
     item.reject(new AcquireAbortedError(reason));
     this.dropIfEmpty(batch);
   }
@@ -439,7 +450,12 @@ export class GroupCommitter {
 
   private fitsAll(batch: Batch, items: Item[]): boolean {
     const records = items.reduce((n, it) => n + it.req.records.length, 0);
-    return batch.items.length + items.length <= this.maxBatchRequests && batch.records + records <= this.maxBatchRecords;
+    const bytes = items.reduce((n, it) => n + it.bytes, 0);
+    return (
+      batch.items.length + items.length <= this.maxBatchRequests &&
+      batch.records + records <= this.maxBatchRecords &&
+      batch.bytes + bytes <= this.maxBatchBytes
+    );
   }
 
   private addFront(batch: Batch, item: Item): void {

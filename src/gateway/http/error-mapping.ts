@@ -1,15 +1,24 @@
 /**
- * The errors TransactionService.submit() may throw, mapped
- * to problems. Matching is by the stable `code`, never by class or message, so this module does
- * not depend on where each error class lives.
+ * Which problem a failure becomes is decided here: errors of the transaction service and the pool
+ * (matched by their stable `code`, never by class or message, so this module does not depend on
+ * where each error class lives), the refusals of Fastify and of Node's HTTP parser, and the
+ * gateway's own state (draining, starting, not ready), each with the Retry-After it comes with.
+ * Status, type and title come from the error catalogue (src/error-catalogue.ts).
  */
-import { HttpProblem } from './problems.js';
+// Input refusals (records.ts, auth.ts, idempotency-key.ts, json-body.ts, routes) throw an HttpProblem by catalogue code where found: the code is the whole decision, so a typed error each would only be renamed here.
+import type { ConnectionError, FastifyError, FastifyRequest } from 'fastify';
+import { MAX_HEADER_BYTES, type GatewayLimits } from '../defaults.js';
 import { TopicMetadataError } from '../service/topic-catalog.js';
+import { HttpProblem } from './problems.js';
+import { describeNotReady, type ReadyReport } from './readiness.js';
+import { fieldErrorsFromAjv, summarizeFieldErrors, type AjvErrorLike } from './validation-errors.js';
 
 /** Seconds a client should wait before retrying a request refused for load. */
 export const RETRY_AFTER_SATURATED_S = 1;
 export const RETRY_AFTER_SHUTTING_DOWN_S = 5;
 export const RETRY_AFTER_KAFKA_UNAVAILABLE_S = 2;
+/** Seconds a client should wait before retrying a transaction refused because the gateway is still starting. */
+export const RETRY_AFTER_STARTING_S = 2;
 
 const MSG_SIZE_TOO_LARGE = 10;
 const RECORD_LIST_TOO_LARGE = 18;
@@ -30,6 +39,9 @@ export interface MappingContext {
 function retryAfter(seconds: number): Record<string, string> {
   return { 'retry-after': String(seconds) };
 }
+
+/** Sent with every refusal for shutdown: this instance takes nothing more, so the connection goes too. */
+const SHUTTING_DOWN_HEADERS = { ...retryAfter(RETRY_AFTER_SHUTTING_DOWN_S), connection: 'close' };
 
 function kafkaUnavailable(message: string, cause: unknown): HttpProblem {
   return new HttpProblem('TXGATE_KAFKA_UNAVAILABLE', `${message}; nothing was written, retry after the Retry-After delay`, {
@@ -96,7 +108,7 @@ export function problemFromServiceError(error: unknown, ctx: MappingContext): Ht
     }
     case 'TXGATE_POOL_CLOSED':
       return new HttpProblem('TXGATE_SHUTTING_DOWN', 'the gateway is shutting down; nothing was written, retry against another instance or after the Retry-After delay', {
-        headers: { ...retryAfter(RETRY_AFTER_SHUTTING_DOWN_S), connection: 'close' },
+        headers: SHUTTING_DOWN_HEADERS,
         cause: error,
       });
     case 'TXGATE_TRANSACTION_ABORTED':
@@ -111,4 +123,80 @@ export function problemFromServiceError(error: unknown, ctx: MappingContext): Ht
       );
   }
   return new HttpProblem('TXGATE_INTERNAL', 'an unexpected error occurred; whether the records were written is not known, retry with the same Idempotency-Key to find out', { cause: error });
+}
+
+/** The error handler's problem for anything a route, hook or Fastify itself threw. */
+export function problemFromRequestError(error: FastifyError, request: FastifyRequest): HttpProblem {
+  if (error instanceof HttpProblem) return error;
+  if (error instanceof TopicMetadataError) return problemFromServiceError(error, { hadIdempotencyKey: false });
+  if (Array.isArray(error.validation)) {
+    const errors = fieldErrorsFromAjv(error.validation as AjvErrorLike[]);
+    return new HttpProblem('TXGATE_INVALID_REQUEST', summarizeFieldErrors(errors), { extensions: { errors } });
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new HttpProblem('TXGATE_BODY_TOO_LARGE', `the request body is larger than ${request.routeOptions.bodyLimit ?? 'the limit of'} bytes; split the records over several requests`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new HttpProblem('TXGATE_UNSUPPORTED_MEDIA_TYPE', `send the body as JSON with "Content-Type: application/json" (got ${JSON.stringify(request.headers['content-type'] ?? 'none')})`);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new HttpProblem('TXGATE_INVALID_JSON', 'the body is empty; send {"records": [...]}', { extensions: { errors: [{ pointer: '', detail: 'empty body' }] } });
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new HttpProblem('TXGATE_INVALID_JSON', 'the body is not valid JSON (or uses a "__proto__" or "constructor.prototype" key, which the gateway refuses)', {
+        extensions: { errors: [{ pointer: '', detail: 'not valid JSON' }] },
+      });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new HttpProblem('TXGATE_INVALID_REQUEST', 'the body does not match its Content-Length header');
+  }
+  // Other client errors Fastify detects itself (bad URL encoding and the like).
+  if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    return new HttpProblem('TXGATE_INVALID_REQUEST', error.message);
+  }
+  return new HttpProblem('TXGATE_INTERNAL', `an unexpected error occurred (request ${request.id}); it has been logged`, { cause: error });
+}
+
+/** Fastify's refusals before routing (a URL with an invalid %-escape). */
+export function problemFromFrameworkError(error: FastifyError): HttpProblem {
+  const detail = error.code === 'FST_ERR_BAD_URL' ? 'the URL has an invalid %-escape' : `the request was refused before routing (${error.code})`;
+  return new HttpProblem('TXGATE_INVALID_REQUEST', detail);
+}
+
+/** A request Node's HTTP parser refused: malformed, headers over MAX_HEADER_BYTES, or too slow. */
+export function problemFromClientError(error: ConnectionError, limits: GatewayLimits): HttpProblem {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new HttpProblem(
+      'TXGATE_REQUEST_TIMEOUT',
+      `the request did not arrive in time: the headers must arrive within ${limits.headersTimeoutMs} ms and the whole request within ${limits.requestTimeoutMs} ms`,
+    );
+  }
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    return new HttpProblem('TXGATE_HEADERS_TOO_LARGE', `the request line and headers are larger than ${MAX_HEADER_BYTES} bytes`);
+  }
+  // Only the parser's reason: the error also carries the raw bytes received, credentials included.
+  const parserReason = (error as { reason?: unknown }).reason;
+  const reason = typeof parserReason === 'string' ? parserReason : error.code;
+  return new HttpProblem('TXGATE_INVALID_REQUEST', `malformed HTTP request (${reason})`);
+}
+
+/** A new transaction while the gateway drains. */
+export function drainingProblem(): HttpProblem {
+  return new HttpProblem('TXGATE_SHUTTING_DOWN', 'the gateway is shutting down and takes no new transactions; retry against another instance or after the Retry-After delay', {
+    headers: SHUTTING_DOWN_HEADERS,
+  });
+}
+
+/** A new transaction while start-up is still at `step`. */
+export function startingProblem(step: string | undefined): HttpProblem {
+  return new HttpProblem(
+    'TXGATE_NOT_READY',
+    `the gateway is still starting (${step ?? 'beginning'}) and takes no transactions yet; nothing was written, retry after the Retry-After delay`,
+    { headers: retryAfter(RETRY_AFTER_STARTING_S) },
+  );
+}
+
+/** GET /readyz when not ready; `checks` says why. */
+export function notReadyProblem(checks: ReadyReport['checks']): HttpProblem {
+  return new HttpProblem('TXGATE_NOT_READY', `not ready: ${describeNotReady(checks)}`, {
+    extensions: { checks },
+    headers: retryAfter(RETRY_AFTER_SHUTTING_DOWN_S),
+  });
 }

@@ -5,6 +5,7 @@
  * it and needs no domain of ours. Plain HTML, no scripts: it must work with no network.
  */
 import type { FastifyInstance } from 'fastify';
+import { PROBLEM_ENTRIES } from '../../error-catalogue.js';
 import { HttpProblem, PROBLEMS, problemType, type ProblemCode } from './problems.js';
 
 interface ProblemHelp {
@@ -14,40 +15,10 @@ interface ProblemHelp {
   written: string;
 }
 
-/** The README's error table says the same, per code. */
-export const PROBLEM_HELP: Record<ProblemCode, ProblemHelp> = {
-  TXGATE_INVALID_REQUEST: { help: "The body does not match the schema, or holds a number a double cannot hold exactly or a key or header with an unpaired surrogate; errors points at each field. Or the HTTP request itself is malformed (see Hostile input). Fix and resend.", written: "no" },
-  TXGATE_INVALID_JSON: { help: "The body is not JSON, not UTF-8, uses a __proto__ or constructor.prototype key, or is empty.", written: "no" },
-  TXGATE_VALUE_TOO_DEEP: { help: "A record's JSON value nests more than 1000 levels (send it as valueBase64).", written: "no" },
-  TXGATE_INVALID_IDEMPOTENCY_KEY: { help: "The key is empty, longer than 255, or not printable ASCII.", written: "no" },
-  TXGATE_UNAUTHORIZED: { help: "No, malformed, or unknown bearer token.", written: "no" },
-  TXGATE_TOPIC_FORBIDDEN: { help: "A topic is outside the API key's allowlist.", written: "no" },
-  TXGATE_INTERNAL_TOPIC: { help: "The idempotency topic or a __* topic.", written: "no" },
-  TXGATE_UNKNOWN_TOPIC: { help: "A topic does not exist; create it first.", written: "no" },
-  TXGATE_UNKNOWN_PARTITION: { help: "The topic has fewer partitions; omit partition or pick one that exists.", written: "no" },
-  TXGATE_NOT_FOUND: { help: "No such endpoint (or page); the API is described at GET /openapi.json.", written: "no" },
-  TXGATE_METHOD_NOT_ALLOWED: { help: "The endpoint exists but takes another method (see Allow).", written: "no" },
-  TXGATE_REQUEST_TIMEOUT: { help: "The headers or the whole request did not arrive within --headers-timeout-ms / --request-timeout-ms; the connection is closed.", written: "no" },
-  TXGATE_IDEMPOTENCY_IN_FLIGHT: { help: "The first request with this key is still running; retry later with the same key to get its outcome.", written: "not by this request" },
-  TXGATE_BODY_TOO_LARGE: { help: "The body is over --max-body-bytes; split the records.", written: "no" },
-  TXGATE_TOO_MANY_RECORDS: { help: "More than --max-records records.", written: "no" },
-  TXGATE_RECORD_TOO_LARGE: { help: "A record is over --max-record-bytes, or Kafka refused it as too large (kafkaCodeName: MSG_SIZE_TOO_LARGE).", written: "no" },
-  TXGATE_TOO_MANY_HEADERS: { help: "A record has more than --max-headers headers.", written: "no" },
-  TXGATE_UNSUPPORTED_MEDIA_TYPE: { help: "Send Content-Type: application/json.", written: "no" },
-  TXGATE_IDEMPOTENCY_MISMATCH: { help: "The key was used before with a different body; use a new key for a new request.", written: "no" },
-  TXGATE_RECORD_REJECTED: { help: "Kafka refused one of this request's records (kafkaCode, kafkaCodeName, pointer in errors); fix the record. Requests that shared its transaction are unaffected.", written: "no" },
-  TXGATE_HEADERS_TOO_LARGE: { help: "The request line and headers are over 16 KiB.", written: "no" },
-  TXGATE_CLIENT_CLOSED_REQUEST: { help: "(Logs and metrics only: the client disconnected while waiting for a producer; no one receives it.)", written: "no" },
-  TXGATE_TRANSACTION_ABORTED: { help: "The transaction was aborted; nothing is visible. Retrying is safe.", written: "no" },
-  TXGATE_INTERNAL: { help: "Unexpected; logged with the request id. Retry with the same Idempotency-Key to learn the outcome.", written: "unknown" },
-  TXGATE_POOL_SATURATED: { help: "Every producer is busy and the wait queue is full. Retry-After says when to retry.", written: "no" },
-  TXGATE_ACQUIRE_TIMEOUT: { help: "No producer became free within --acquire-timeout-ms. Retry-After.", written: "no" },
-  TXGATE_SHUTTING_DOWN: { help: "The gateway is draining; retry on another instance. Retry-After.", written: "no" },
-  TXGATE_IDEMPOTENCY_UNAVAILABLE: { help: "The key's history could not be confirmed in time. Retry-After.", written: "no" },
-  TXGATE_KAFKA_UNAVAILABLE: { help: "No Kafka broker answered the gateway's last metadata request (the same check as /readyz), or topic metadata could not be read: refused at once. Retry-After.", written: "no" },
-  TXGATE_NOT_READY: { help: "(/readyz, and transactions while starting) not ready; checks says why. Retry-After.", written: "no" },
-  TXGATE_TRANSACTION_OUTCOME_UNKNOWN: { help: "The commit's outcome is unknown: the records may or may not be visible. Retry with the **same Idempotency-Key and body** to learn the outcome (they are written at most once). Without a key, check the topic before retrying.", written: "unknown" },
-};
+/** Per code, from the error catalogue; the README's error table says the same. */
+export const PROBLEM_HELP: Readonly<Record<ProblemCode, ProblemHelp>> = Object.fromEntries(
+  PROBLEM_ENTRIES.map(([code, { help, written }]) => [code, { help, written }]),
+) as Record<ProblemCode, ProblemHelp>;
 
 const escape = (text: string): string =>
   text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);

@@ -26,8 +26,10 @@ const PROCESS_KEY = sipKeyFromBytes(randomBytes(16));
  * SipHash-2-4-128 of `bytes[0, length)`, written to out[at..at+3] as the two 64-bit output words'
  * low and high halves (word 0 low, word 0 high, word 1 low, word 1 high).
  *
- * One function with the state in locals (64-bit words as 32-bit halves: h high, l low) and the
- * round written once: module-level state or a helper per round made it 30 times slower.
+ * One function with the state in locals (64-bit words as 32-bit halves: h high, l low):
+ * module-level state or a helper per round made it 30 times slower, and state in a typed array
+ * 1.75 times. Each lane of the round is written once (see the loop), for 20% more time than the
+ * round written out in full (0.32 µs a key against 0.27).
  */
 export function sipHash128(bytes: ArrayLike<number>, length: number, out: Uint32Array, at = 0, key: SipKey = PROCESS_KEY): void {
   const [k0l, k0h, k1l, k1h] = key;
@@ -71,45 +73,35 @@ export function sipHash128(bytes: ArrayLike<number>, length: number, out: Uint32
     }
     v3l = (v3l ^ ml) >>> 0;
     v3h = (v3h ^ mh) >>> 0;
-    for (let r = 0; r < rounds; r++) {
-      // v0 += v1; v1 = rotl(v1, 13) ^ v0; v0 = rotl(v0, 32)
+    // A SipRound is two halves of two independent lanes each. Its second half is its first with
+    // v0 and v2 exchanged and other rotations, so each lane is written once: after each half
+    // v0 and v2 trade places (twice a round, so they end where they began).
+    for (let half = 0; half < 2 * rounds; half++) {
+      const second = half & 1;
+      // v0 += v1; v1 = rotl(v1, 13 or 17) ^ v0; v0 = rotl(v0, 32)
+      let s = 13 + 4 * second;
       let lo = (v0l + v1l) >>> 0;
       v0h = (v0h + v1h + (lo < v0l ? 1 : 0)) >>> 0;
       v0l = lo;
-      let h = (v1h << 13) | (v1l >>> 19);
-      let l = (v1l << 13) | (v1h >>> 19);
+      let h = (v1h << s) | (v1l >>> (32 - s));
+      let l = (v1l << s) | (v1h >>> (32 - s));
       v1h = (h ^ v0h) >>> 0;
       v1l = (l ^ v0l) >>> 0;
-      let t = v0h;
-      v0h = v0l;
-      v0l = t;
-      // v2 += v3; v3 = rotl(v3, 16) ^ v2
+      // v2 += v3; v3 = rotl(v3, 16 or 21) ^ v2; then the 32-bit rotation of v0, and the exchange
+      s = 16 + 5 * second;
       lo = (v2l + v3l) >>> 0;
       v2h = (v2h + v3h + (lo < v2l ? 1 : 0)) >>> 0;
-      v2l = lo;
-      h = (v3h << 16) | (v3l >>> 16);
-      l = (v3l << 16) | (v3h >>> 16);
+      h = (v3h << s) | (v3l >>> (32 - s));
+      l = (v3l << s) | (v3h >>> (32 - s));
       v3h = (h ^ v2h) >>> 0;
-      v3l = (l ^ v2l) >>> 0;
-      // v0 += v3; v3 = rotl(v3, 21) ^ v0
-      lo = (v0l + v3l) >>> 0;
-      v0h = (v0h + v3h + (lo < v0l ? 1 : 0)) >>> 0;
+      v3l = (l ^ lo) >>> 0;
+      const t0l = v0h;
+      v0h = v0l;
       v0l = lo;
-      h = (v3h << 21) | (v3l >>> 11);
-      l = (v3l << 21) | (v3h >>> 11);
-      v3h = (h ^ v0h) >>> 0;
-      v3l = (l ^ v0l) >>> 0;
-      // v2 += v1; v1 = rotl(v1, 17) ^ v2; v2 = rotl(v2, 32)
-      lo = (v2l + v1l) >>> 0;
-      v2h = (v2h + v1h + (lo < v2l ? 1 : 0)) >>> 0;
-      v2l = lo;
-      h = (v1h << 17) | (v1l >>> 15);
-      l = (v1l << 17) | (v1h >>> 15);
-      v1h = (h ^ v2h) >>> 0;
-      v1l = (l ^ v2l) >>> 0;
-      t = v2h;
-      v2h = v2l;
-      v2l = t;
+      v2l = t0l;
+      h = v2h;
+      v2h = v0h;
+      v0h = h;
     }
     v0l = (v0l ^ ml) >>> 0;
     v0h = (v0h ^ mh) >>> 0;

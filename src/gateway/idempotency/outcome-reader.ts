@@ -1,7 +1,7 @@
 /**
  * Reading one record of the idempotency topic back by its offset: how a key that the view knows
- * only by its index entry (key-index.ts) gets its outcome replayed. kafka-outcome-reader.ts is
- * the Kafka implementation; unit tests use a fake.
+ * only by its index entry (key-index.ts) gets its outcome replayed. log-outcome-reader.ts reads
+ * it through the log port (ports.ts); unit tests also use a fake.
  */
 
 /** A record of the idempotency topic, as stored. */

@@ -39,43 +39,31 @@
  * Memory: every instance knows every retained key, so a key costs only an entry in a compact
  * hash table (key-index.ts: a hash of the key, the offset of its outcome record, its committedAt;
  * 28 bytes a slot, at most 3/4 of the slots used), and only the most recent outcomes are held
- * in full
- * (recent-outcomes.ts). Replaying an older key reads its outcome record back from the topic by
- * offset (replay.ts, kafka-outcome-reader.ts).
+ * in full (recent-outcomes.ts). Replaying an older key reads its outcome record back from the
+ * topic by offset (replay.ts, log-outcome-reader.ts).
  *
- * This module is the Kafka side (admin, topic creation, the two tailing consumers) and the
- * decision for a key; partitioner.ts, record-format.ts, view.ts, key-index.ts, key-hash.ts,
- * recent-outcomes.ts, replay.ts, retention.ts and key-claim.ts hold the rest.
+ * This module starts and stops the store and decides a key. Kafka is reached only through the
+ * ports (ports.ts, implemented in src/kafka, and in memory by the unit tests): topic-setup.ts has
+ * the start-up steps, log-tail.ts the two tailing readers; partitioner.ts, record-format.ts,
+ * view.ts, key-index.ts, key-hash.ts, recent-outcomes.ts, replay.ts, retention.ts and key-claim.ts
+ * hold the rest.
  */
-import kafka from '@confluentinc/kafka-javascript';
-import type {
-  DeleteRecordsResult,
-  IAdminClient,
-  KafkaConsumer as RdKafkaConsumer,
-  LibrdKafkaError,
-  Message,
-  Metadata,
-} from '@confluentinc/kafka-javascript';
 import { PoolClosedError } from '../../errors.js';
-import { retryStep, type StartContext } from '../startup.js';
-import {
-  IdempotencyKeyInFlightError,
-  IdempotencyUnavailableError,
-} from '../../errors.js';
+import { IdempotencyKeyInFlightError } from '../../errors.js';
+import type { StartContext } from '../startup.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_IDEMPOTENCY_TOPIC } from '../defaults.js';
 import { decideKey } from './decision.js';
-import { KafkaOutcomeReader } from './kafka-outcome-reader.js';
 import { KeyClaim } from './key-claim.js';
+import { LogOutcomeReader } from './log-outcome-reader.js';
+import { tailLog, type TailOptions } from './log-tail.js';
 import type { OutcomeReader } from './outcome-reader.js';
 import { partitionForKey } from './partitioner.js';
-import { replayFromTopic } from './replay.js';
-import { DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_IDEMPOTENCY_TOPIC } from '../defaults.js';
-import { topicRetentionConfig } from './retention.js';
+import type { IdempotencyPorts, LogReader } from './ports.js';
+import type { RecentOutcomesLimits } from './recent-outcomes.js';
 import type { CommittedOutcome } from './record-format.js';
-import { IdempotencyView, type Cursor } from './view.js';
-
-const { AdminClient, KafkaConsumer, IsolationLevel, OffsetSpec } = kafka;
-
-export type KafkaProps = Record<string, string | number | boolean>;
+import { replayFromTopic } from './replay.js';
+import { checkTopicRetention, ensureTopic, openTailReader, partitionCount, stableOffsets, type TopicSetup } from './topic-setup.js';
+import { IdempotencyView } from './view.js';
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -83,8 +71,7 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-export interface IdempotencyStoreOptions {
-  kafka: KafkaProps;
+export interface IdempotencyStoreOptions extends IdempotencyPorts {
   topic?: string;
   /** Partitions when the store creates the topic (an existing topic keeps its own; never add partitions later: keys would move). */
   partitions?: number;
@@ -99,8 +86,12 @@ export interface IdempotencyStoreOptions {
   retentionMs?: number;
   /** How often expired keys are freed from memory (default 1000; each sweep frees at most 5000). */
   sweepIntervalMs?: number;
-  /** Reads outcome records back by offset, to replay keys not held in full (default: a Kafka consumer, created on first use). */
+  /** Reads outcome records back by offset, to replay keys not held in full (default: a reader of `log`, opened on first use). */
   outcomeReader?: OutcomeReader;
+  /** Bounds of the outcomes held in full (default: the view's). */
+  recentOutcomes?: RecentOutcomesLimits;
+  /** The clock, in milliseconds since the epoch (default Date.now): commit times and expiry. */
+  now?: () => number;
   logger?: Logger | undefined;
 }
 
@@ -114,26 +105,26 @@ const SWEEP_BATCH = 5_000;
 
 export class IdempotencyStore {
   readonly topic: string;
-  private readonly kafka: KafkaProps;
+  private readonly ports: IdempotencyPorts;
   private readonly createPartitions: number;
   private readonly catchUpTimeoutMs: number;
   private readonly startTimeoutMs: number;
   private readonly retentionMs: number;
   private readonly sweepIntervalMs: number;
+  private readonly recentOutcomes: RecentOutcomesLimits | undefined;
+  private readonly now: () => number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly logger: Logger;
   private readonly inFlight = new Map<string, KeyClaim | null>();
   private reader: OutcomeReader | undefined;
   private outcomeReads = 0;
-  private admin: IAdminClient | undefined;
-  private committedConsumer: RdKafkaConsumer | undefined;
-  private uncommittedConsumer: RdKafkaConsumer | undefined;
+  private readonly readers: LogReader[] = [];
   private view: IdempotencyView | undefined;
   private state: 'new' | 'starting' | 'started' | 'closed' = 'new';
   private readonly loops: Promise<void>[] = [];
 
   constructor(opts: IdempotencyStoreOptions) {
-    this.kafka = opts.kafka;
+    this.ports = { log: opts.log, admin: opts.admin };
     this.topic = opts.topic ?? DEFAULT_IDEMPOTENCY_TOPIC;
     this.createPartitions = opts.partitions ?? 3;
     this.catchUpTimeoutMs = opts.catchUpTimeoutMs ?? 5_000;
@@ -143,6 +134,8 @@ export class IdempotencyStore {
       throw new RangeError(`the idempotency retention must be a positive integer of milliseconds, got ${opts.retentionMs}`);
     }
     this.sweepIntervalMs = opts.sweepIntervalMs ?? 1_000;
+    this.recentOutcomes = opts.recentOutcomes;
+    this.now = opts.now ?? Date.now;
     this.logger = opts.logger ?? silentLogger;
     this.reader = opts.outcomeReader;
   }
@@ -175,27 +168,29 @@ export class IdempotencyStore {
     if (this.state !== 'new') throw new Error(`the idempotency store cannot start: it is ${this.state}`);
     this.state = 'starting';
     const ctx: StartContext = { deadline: Date.now() + this.startTimeoutMs, logger: this.logger, ...startContext };
-    const closed = () => this.state === 'closed';
+    const setup: TopicSetup = { ctx, topic: this.topic, admin: this.ports.admin, logger: this.logger, closed: () => this.state === 'closed' };
     try {
-      this.admin = AdminClient.create({ ...this.kafka, 'client.id': 'txgate-idempotency-admin' } as never);
-      const { consumer: committed, metadata } = await connect(ctx, 'connecting to Kafka (idempotency consumer)', () => this.newConsumer('read_committed'), closed);
-      this.committedConsumer = committed;
-      const created = await this.ensureTopic(ctx, metadata.brokers.length);
-      const partitions = await this.partitionCount(ctx, committed);
-      if (!created) await this.checkTopicRetention(ctx);
-      const stable = await this.listOffsets(ctx, partitions, 'committed');
-      const view = new IdempotencyView(partitions, { uncommitted: stable }, { retentionMs: this.retentionMs });
+      const committed = await openTailReader(setup, this.ports.log, 'read_committed', 'connecting to Kafka (idempotency consumer)');
+      this.readers.push(committed);
+      const created = await ensureTopic(setup, { partitions: this.createPartitions, brokers: committed.brokers, retentionMs: this.retentionMs });
+      const partitions = await partitionCount(setup, committed);
+      if (!created) await checkTopicRetention(setup, this.retentionMs);
+      const stable = await stableOffsets(setup, partitions);
+      const view = new IdempotencyView(
+        partitions,
+        { uncommitted: stable },
+        { retentionMs: this.retentionMs, now: this.now, ...(this.recentOutcomes ? { recentOutcomes: this.recentOutcomes } : {}) },
+      );
       this.view = view;
 
-      const { consumer: uncommitted } = await connect(ctx, 'connecting to Kafka (pending-claims consumer)', () => this.newConsumer('read_uncommitted'), closed);
-      this.uncommittedConsumer = uncommitted;
-      uncommitted.assign(stable.map((offset, partition) => ({ topic: this.topic, partition, offset })));
-      this.tail(uncommitted, 'uncommitted', (m) => view.applyUncommitted(m.partition, m.offset, keyOf(m)));
+      const uncommitted = await openTailReader(setup, this.ports.log, 'read_uncommitted', 'connecting to Kafka (pending-claims consumer)');
+      this.readers.push(uncommitted);
+      uncommitted.assign(stable.map((offset, partition) => ({ partition, offset })));
+      this.tail(uncommitted, view, 'uncommitted', (partition, offset, key) => view.applyUncommitted(partition, offset, key));
+      committed.assign(stable.map((_, partition) => ({ partition, offset: 'beginning' as const })));
+      this.tail(committed, view, 'committed', (partition, offset, key, value) => view.applyCommitted(partition, offset, key, value));
 
-      committed.assign(stable.map((_, partition) => ({ topic: this.topic, partition, offset: -2 /* beginning */ })));
-      this.tail(committed, 'committed', (m) => view.applyCommitted(m.partition, m.offset, keyOf(m), m.value));
-
-      // Not retried as a whole: the tailing consumer retries its own reads meanwhile.
+      // Not retried as a whole: the tailing readers retry their own reads meanwhile.
       ctx.progress?.step(`loading the idempotency keys of ${this.topic}`);
       await Promise.all(
         stable.map((target, partition) =>
@@ -240,7 +235,7 @@ export class IdempotencyStore {
         key,
         fingerprint,
         horizon,
-        { topic: this.topic, partition, view, verifyTimeoutMs: this.catchUpTimeoutMs, now: () => new Date() },
+        { topic: this.topic, partition, view, verifyTimeoutMs: this.catchUpTimeoutMs, now: () => new Date(this.now()) },
         (c) => {
           if (this.inFlight.get(key) === c) this.inFlight.delete(key);
         },
@@ -267,10 +262,10 @@ export class IdempotencyStore {
     this.state = 'closed';
     clearInterval(this.sweepTimer);
     this.view?.failWaiters(new PoolClosedError('the idempotency store is closed'));
-    // A consume call in progress returns within its timeout; disconnecting under it is unsafe.
+    // A poll in progress returns within its wait; closing a reader under it is unsafe.
     await Promise.all(this.loops);
-    await Promise.all([disconnect(this.committedConsumer), disconnect(this.uncommittedConsumer), this.reader?.close()]);
-    this.admin?.disconnect();
+    await Promise.all([...this.readers.map((r) => r.close()), this.reader?.close()]);
+    await this.ports.admin.close();
   }
 
   /** A committed outcome, or the horizon up to which the key is known to be unused. */
@@ -305,7 +300,11 @@ export class IdempotencyStore {
 
   private outcomeReader(): OutcomeReader {
     if (this.state === 'closed') throw new PoolClosedError('the idempotency store is closed');
-    this.reader ??= new KafkaOutcomeReader({ kafka: this.kafka, topic: this.topic, logger: this.logger });
+    this.reader ??= new LogOutcomeReader({
+      log: this.ports.log,
+      topic: this.topic,
+      onError: (err) => this.logger.warn({ err: String(err) }, 'idempotency outcome reader error'),
+    });
     return this.reader;
   }
 
@@ -315,274 +314,7 @@ export class IdempotencyStore {
     return this.view;
   }
 
-  private newConsumer(isolation: 'read_committed' | 'read_uncommitted'): RdKafkaConsumer {
-    const consumer = new KafkaConsumer(
-      {
-        ...this.kafka,
-        'group.id': `txgate-idempotency-${process.pid}-${Math.random().toString(36).slice(2)}`,
-        'client.id': `txgate-idempotency-${isolation === 'read_committed' ? 'committed' : 'pending'}`,
-        'enable.auto.commit': false,
-        'enable.auto.offset.store': false,
-        'enable.partition.eof': true,
-        'isolation.level': isolation,
-        // An idle partition's end (which is how we pass a trailing commit marker) is noticed
-        // one empty fetch later; keep that short.
-        'fetch.wait.max.ms': 100,
-        // Loading at start reads the whole topic, faster than JavaScript takes the records: once
-        // the client's queue is full, it fetches again only after fetch.queue.backoff.ms (1 s by
-        // default), and meanwhile the queue runs dry; that halved the loading speed. Bigger
-        // fetches help a little more.
-        'fetch.queue.backoff.ms': 10,
-        'max.partition.fetch.bytes': 8 * 1024 * 1024,
-      } as never,
-      { 'auto.offset.reset': 'earliest' },
-    );
-    consumer.on('event.error', (err: LibrdKafkaError) => this.logger.warn({ err: String(err), isolation }, 'idempotency consumer error'));
-    return consumer;
+  private tail(reader: LogReader, view: IdempotencyView, cursor: 'committed' | 'uncommitted', apply: TailOptions['apply']): void {
+    this.loops.push(tailLog({ reader, view, cursor, apply, stopped: () => this.state === 'closed', logger: this.logger, topic: this.topic }));
   }
-
-  /**
-   * Reads `consumer` in a pull loop (consume(n, cb)). Not the client's flowing mode: its
-   * disconnect drops messages still queued for JavaScript without freeing them, and librdkafka's
-   * destroy then waits for them forever. Here nothing is in flight once the loop has stopped.
-   */
-  private tail(consumer: RdKafkaConsumer, cursor: Cursor, apply: (m: Message) => void): void {
-    consumer.on('data', (m: Message) => {
-      if (m.topic === this.topic) apply(m);
-    });
-    consumer.on('partition.eof', (e: { topic: string; partition: number; offset: number }) => {
-      if (e.topic === this.topic) this.view?.advance(cursor, e.partition, e.offset);
-    });
-    // Wait at most this long for the first message of a batch, not for the batch to fill.
-    consumer.setDefaultConsumeTimeout(250);
-    // (in the client since 1.x, missing from its d.ts)
-    (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(only: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
-    let lastError = 0;
-    const loop = new Promise<void>((stopped) => {
-      const next = (): void => {
-        if (this.state === 'closed') return stopped();
-        try {
-          consumer.consume(1000, (err) => {
-            if (!err) return next();
-            if (this.state === 'closed') return stopped();
-            if (Date.now() - lastError > 10_000) {
-              lastError = Date.now();
-              this.logger.warn({ err: String(err), cursor, topic: this.topic }, 'reading the idempotency topic failed; retrying');
-            }
-            setTimeout(next, 200);
-          });
-        } catch (err) {
-          this.logger.error({ err: String(err), cursor, topic: this.topic }, 'the idempotency consumer stopped');
-          stopped();
-        }
-      };
-      next();
-    });
-    this.loops.push(loop);
-  }
-
-  /** Creates the topic if it is missing; true if this call created it. */
-  private async ensureTopic(ctx: StartContext, brokers: number): Promise<boolean> {
-    const admin = this.admin!;
-    const replication = Math.max(1, Math.min(3, brokers));
-    const created = await retryStep(ctx, `creating the idempotency topic ${this.topic}`, async (timeoutMs) => {
-      if (this.state === 'closed') throw closedWhileStarting();
-      const topics = await new Promise<string[]>((resolve, reject) =>
-        admin.listTopics({ timeout: timeoutMs }, (err, list) => (err ? reject(err) : resolve(list))),
-      );
-      if (topics.includes(this.topic)) return false;
-      // A timed-out create may have created the topic: the next attempt lists it first.
-      await new Promise<void>((resolve, reject) =>
-        admin.createTopic(
-          {
-            topic: this.topic,
-            num_partitions: this.createPartitions,
-            replication_factor: replication,
-            config: topicRetentionConfig(this.retentionMs),
-          },
-          timeoutMs,
-          (err) => (err && err.code !== 36 /* TOPIC_ALREADY_EXISTS: another instance won */ ? reject(err) : resolve()),
-        ),
-      );
-      return true;
-    });
-    if (created) {
-      this.logger.info(
-        { topic: this.topic, partitions: this.createPartitions, replication, config: topicRetentionConfig(this.retentionMs) },
-        'created the idempotency topic',
-      );
-    }
-    return created;
-  }
-
-  /**
-   * Warns when an existing topic has no time-based retention (created by a txgate without it, or
-   * by hand): the broker then keeps every key forever. This client cannot read or alter topic
-   * configs (no DescribeConfigs/AlterConfigs in @confluentinc/kafka-javascript 1.10), so it asks
-   * the broker to delete the records before offset 0, which deletes nothing and is refused with
-   * POLICY_VIOLATION exactly when cleanup.policy lacks "delete". Changing the topic is left to the
-   * operator: the warning names the command. (It cannot see a retention.ms too short for ours.)
-   */
-  private async checkTopicRetention(ctx: StartContext): Promise<void> {
-    const admin = this.admin!;
-    let code: number | undefined;
-    try {
-      // Only advice: errors of a topic still spreading are retried, but for 30 s at most.
-      code = await retryStep(
-        { ...ctx, deadline: Math.min(ctx.deadline, Date.now() + 30_000) },
-        `checking the retention of the idempotency topic ${this.topic}`,
-        async (timeoutMs) => {
-          if (this.state === 'closed') throw closedWhileStarting();
-          try {
-            const [result] = await new Promise<DeleteRecordsResult[]>((resolve, reject) =>
-              admin.deleteRecords([{ topic: this.topic, partition: 0, offset: 0 }], { timeout: timeoutMs }, (err, res) =>
-                err ? reject(err) : resolve(res),
-              ),
-            );
-            if (result?.error) throw result.error;
-            return 0;
-          } catch (err) {
-            // The answer sought, not a failure.
-            if ((err as Partial<LibrdKafkaError>).code === 44 /* POLICY_VIOLATION */) return 44;
-            throw err;
-          }
-        },
-        { beforeRetry: () => refreshMetadata(admin) },
-      );
-    } catch (err) {
-      if (ctx.signal?.aborted || err instanceof PoolClosedError) throw err;
-      const last = (err as { lastError?: Partial<LibrdKafkaError> }).lastError;
-      code = last?.code ?? -1;
-    }
-    if (code === undefined || code === 0) return;
-    const config = topicRetentionConfig(this.retentionMs);
-    const command =
-      `kafka-configs.sh --bootstrap-server ${String(this.kafka['bootstrap.servers'] ?? '<brokers>')} --alter --entity-type topics ` +
-      `--entity-name ${this.topic} --add-config 'cleanup.policy=[compact,delete],retention.ms=${config['retention.ms']},segment.ms=${config['segment.ms']}'`;
-    if (code === 44 /* POLICY_VIOLATION */) {
-      this.logger.warn(
-        { topic: this.topic, retentionMs: this.retentionMs, command },
-        `the idempotency topic ${this.topic} has no time-based retention (cleanup.policy without "delete"), so Kafka keeps ` +
-          `every idempotency key forever and each start reads them all; this gateway forgets keys after ${this.retentionMs} ms ` +
-          `regardless. To let the broker delete them too, run (with --command-config for TLS/SASL): ${command}`,
-      );
-    } else if (code === 29 /* TOPIC_AUTHORIZATION_FAILED */) {
-      // The probe is a DeleteRecords: without the DELETE permission it cannot look. Not needed otherwise.
-      this.logger.warn(
-        { topic: this.topic, code, command },
-        `could not check the retention of the idempotency topic ${this.topic}: this gateway's principal lacks the DELETE ` +
-          `permission on it (only this check uses it; the gateway runs without it). Make sure the topic has ` +
-          `cleanup.policy=compact,delete and retention.ms of at least ${config['retention.ms']}, e.g.: ${command}`,
-      );
-    } else {
-      this.logger.info(
-        { topic: this.topic, code, command },
-        `could not check the retention of the idempotency topic ${this.topic}; it should have cleanup.policy=compact,delete ` +
-          `and retention.ms of at least ${config['retention.ms']}`,
-      );
-    }
-  }
-
-  /** The topic's partition count, once its metadata has propagated and every partition has a leader. */
-  private async partitionCount(ctx: StartContext, consumer: RdKafkaConsumer): Promise<number> {
-    return retryStep(
-      ctx,
-      `waiting for the partition leaders of the idempotency topic ${this.topic}`,
-      async (timeoutMs) => {
-        if (this.state === 'closed') throw closedWhileStarting();
-        const md = await new Promise<Metadata>((resolve, reject) =>
-          consumer.getMetadata({ topic: this.topic, timeout: Math.min(timeoutMs, 5_000) }, (err, data) => (err ? reject(err) : resolve(data))),
-        );
-        const t = md.topics.find((x) => x.name === this.topic);
-        const n = t?.partitions.length ?? 0;
-        if (n > 0 && t!.partitions.every((p) => p.leader >= 0)) return n;
-        throw new IdempotencyUnavailableError(
-          n === 0 ? `the broker does not know the idempotency topic ${this.topic} yet` : `the idempotency topic ${this.topic} has partitions without a leader`,
-        );
-      },
-      { initialBackoffMs: 200, maxBackoffMs: 1_000 },
-    );
-  }
-
-  /**
-   * The partitions' end offsets. librdkafka's ListOffsets looks the leaders up in the admin
-   * client's metadata cache; when the broker that answered its first lookup had not heard of a
-   * topic created a moment ago, the topic is cached as unknown, and every later ListOffsets fails
-   * at once with -156 _NOENT ("Local: No such entry") without asking a broker again (measured on 3
-   * brokers: about 1 fresh topic in 15, still failing 150 s later). So each retry first refreshes
-   * the client's metadata with a full metadata request, whose answer replaces that entry once the
-   * answering broker knows the topic.
-   */
-  private async listOffsets(ctx: StartContext, partitions: number, isolation: 'committed' | 'uncommitted'): Promise<number[]> {
-    const admin = this.admin!;
-    return retryStep(
-      ctx,
-      `listing the end offsets of the idempotency topic ${this.topic}`,
-      async (timeoutMs) => {
-        if (this.state === 'closed') throw closedWhileStarting();
-        const result = await new Promise<Array<{ partition: number; offset: number; error?: unknown }>>((resolve, reject) =>
-          admin.listOffsets(
-            Array.from({ length: partitions }, (_, partition) => ({ topic: this.topic, partition, offset: OffsetSpec.LATEST })),
-            {
-              timeout: timeoutMs,
-              isolationLevel: isolation === 'committed' ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
-            },
-            (err, res) => (err ? reject(err) : resolve(res)),
-          ),
-        );
-        // A partition's error (its leader has not loaded it yet) is retried, never read as an offset.
-        const failed = result.find((r) => r.error);
-        if (failed) throw failed.error;
-        const offsets = Array.from({ length: partitions }, () => 0);
-        for (const r of result) offsets[r.partition] = Number(r.offset);
-        return offsets;
-      },
-      { beforeRetry: () => refreshMetadata(admin) },
-    );
-  }
-}
-
-function keyOf(m: Message): string | undefined {
-  const k: unknown = m.key;
-  if (k === null || k === undefined) return undefined;
-  return Buffer.isBuffer(k) ? k.toString('utf8') : String(k);
-}
-
-/**
- * Connects a new consumer per attempt (a client whose connect failed is not reused) until the
- * start-up deadline. One that connects after close() ran is disconnected here: close() could not
- * see it.
- */
-async function connect(
-  ctx: StartContext,
-  step: string,
-  make: () => RdKafkaConsumer,
-  closed: () => boolean,
-): Promise<{ consumer: RdKafkaConsumer; metadata: Metadata }> {
-  return retryStep(ctx, step, async (timeoutMs) => {
-    if (closed()) throw closedWhileStarting();
-    const consumer = make();
-    const metadata = await new Promise<Metadata>((resolve, reject) =>
-      consumer.connect({ timeout: timeoutMs }, (err, md) => (err ? reject(err) : resolve(md))),
-    );
-    if (closed()) {
-      await disconnect(consumer);
-      throw closedWhileStarting();
-    }
-    return { consumer, metadata };
-  });
-}
-
-function closedWhileStarting(): PoolClosedError {
-  return new PoolClosedError('the idempotency store was closed while starting');
-}
-
-/** A full metadata request: its answer replaces what the client cached about every topic. */
-function refreshMetadata(admin: IAdminClient): Promise<void> {
-  return new Promise<void>((resolve, reject) => admin.listTopics({ timeout: 5_000 }, (err) => (err ? reject(err) : resolve())));
-}
-
-function disconnect(consumer: RdKafkaConsumer | undefined): Promise<void> {
-  if (!consumer || !consumer.isConnected()) return Promise.resolve();
-  return new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
 }

@@ -1,6 +1,7 @@
 /**
- * The in-memory view: what the two consumers have read, and waits on their positions.
- * (store.ts's header explains the protocol this serves.)
+ * The in-memory view: what the two readers have read, and what it means for each key
+ * (docs/idempotency.md states the protocol this serves). Their positions and the waits on them
+ * are in cursors.ts; the records whose transaction may still be open in unresolved.ts.
  *
  * Committed outcomes are held in the key index (key-index.ts: a hash of the key, the outcome
  * record's offset and its committedAt, 28 bytes a slot), and the most recent ones in full
@@ -11,12 +12,14 @@
  * until the committed cursor passes them, however old, because they are what makes a second
  * writer of a key wait for the first.
  */
-import { AcquireAbortedError } from '../../errors.js';
-import { IdempotencyUnavailableError } from '../../errors.js';
+import { Cursors, type Cursor, type WaitOptions } from './cursors.js';
 import { hashKey } from './key-hash.js';
 import { KeyIndex, NEVER_EXPIRES } from './key-index.js';
 import { RecentOutcomes, type RecentOutcomesLimits } from './recent-outcomes.js';
 import { decodeRecord, summarizeRecord, type CommittedOutcome } from './record-format.js';
+import { UnresolvedRecords } from './unresolved.js';
+
+export type { Cursor } from './cursors.js';
 
 /** A committed outcome the view knows for a key. */
 export interface KnownOutcome {
@@ -24,14 +27,6 @@ export interface KnownOutcome {
   offset: number;
   /** The full outcome when the recent outcomes hold it; otherwise it is read back from the topic. */
   outcome: CommittedOutcome | undefined;
-}
-
-export type Cursor = 'committed' | 'uncommitted';
-
-interface Waiter {
-  target: number;
-  resolve(): void;
-  reject(err: Error): void;
 }
 
 export interface ViewOptions {
@@ -46,13 +41,6 @@ export interface ViewOptions {
 /** The earlier name of ViewOptions. */
 export type ViewRetention = ViewOptions;
 
-interface WaitOptions {
-  timeoutMs: number;
-  signal?: AbortSignal | undefined;
-  /** What the IdempotencyUnavailableError says when the wait times out. */
-  what?: string;
-}
-
 export class IdempotencyView {
   private readonly index = new KeyIndex();
   private readonly recent: RecentOutcomes;
@@ -65,13 +53,8 @@ export class IdempotencyView {
    * the end of the load, so that retries that arrive just after a restart replay from memory.
    */
   private readonly fullDecodeFrom: number[];
-  private readonly positions: Record<Cursor, number[]>;
-  private readonly waiters: Record<Cursor, Waiter[][]>;
-  /** Records read uncommitted that the committed cursor has not passed yet, per partition and key. */
-  private readonly unresolvedByKey = new Map<string, number[]>();
-  /** The same, in offset order per partition, so passing them is cheap. */
-  private readonly unresolvedQueue: Array<Array<{ offset: number; key: string }>>;
-  private readonly unresolvedHead: number[];
+  private readonly cursors: Cursors;
+  private readonly unresolvedRecords: UnresolvedRecords;
   /**
    * Claims read by the committed consumer whose outcome it has not read yet, per key: their
    * transaction COMMITTED (a read_committed consumer never delivers an open or aborted one), so the
@@ -79,8 +62,6 @@ export class IdempotencyView {
    * offset. Passing a claim is not knowing its outcome: docs/idempotency.md, "the LSO trap".
    */
   private readonly committedClaims = new Map<string, { offset: number; claimedAt: number }>();
-  /** Offsets of our own records whose transaction we know was aborted. */
-  private readonly knownAborted: Array<Set<number>>;
   private readonly retentionMs: number;
   private readonly now: () => number;
   private expiredOnArrival = 0;
@@ -97,12 +78,8 @@ export class IdempotencyView {
     this.retentionMs = options.retentionMs ?? Number.POSITIVE_INFINITY;
     this.now = options.now ?? Date.now;
     this.recent = new RecentOutcomes(options.recentOutcomes);
-    const zeros = (): number[] => Array.from({ length: partitions }, () => 0);
-    this.positions = { committed: start.committed?.slice() ?? zeros(), uncommitted: start.uncommitted?.slice() ?? zeros() };
-    this.waiters = { committed: Array.from({ length: partitions }, () => []), uncommitted: Array.from({ length: partitions }, () => []) };
-    this.unresolvedQueue = Array.from({ length: partitions }, () => []);
-    this.unresolvedHead = zeros();
-    this.knownAborted = Array.from({ length: partitions }, () => new Set<number>());
+    this.cursors = new Cursors(partitions, start);
+    this.unresolvedRecords = new UnresolvedRecords(partitions);
     // (Records per partition; a claim and an outcome per key: twice as many records as outcomes.
     // Holding no outcomes in full, nothing is decoded in full.)
     const tail = Math.ceil((2 * this.recent.maxOutcomes) / Math.max(1, partitions));
@@ -132,7 +109,7 @@ export class IdempotencyView {
   }
 
   position(cursor: Cursor, partition: number): number {
-    return this.positions[cursor][partition] ?? 0;
+    return this.cursors.position(cursor, partition);
   }
 
   /** The key's committed outcome, unless it is past the retention (then the key is unknown: a request runs as new). */
@@ -155,7 +132,7 @@ export class IdempotencyView {
 
   /** Offsets of records for this key that were read uncommitted and whose transaction is not known to have ended. */
   unresolved(partition: number, key: string): readonly number[] {
-    return this.unresolvedByKey.get(unresolvedId(partition, key)) ?? [];
+    return this.unresolvedRecords.of(partition, key);
   }
 
   /**
@@ -215,13 +192,7 @@ export class IdempotencyView {
 
   /** A record read by the read_uncommitted consumer. */
   applyUncommitted(partition: number, offset: number, key: string | undefined): void {
-    if (key !== undefined && offset >= this.position('committed', partition) && !this.knownAborted[partition]!.has(offset)) {
-      this.unresolvedQueue[partition]!.push({ offset, key });
-      const id = unresolvedId(partition, key);
-      const offsets = this.unresolvedByKey.get(id);
-      if (offsets) offsets.push(offset);
-      else this.unresolvedByKey.set(id, [offset]);
-    }
+    if (key !== undefined && offset >= this.position('committed', partition)) this.unresolvedRecords.add(partition, offset, key);
     this.advance('uncommitted', partition, offset + 1);
   }
 
@@ -245,20 +216,7 @@ export class IdempotencyView {
 
   /** Our transaction holding these records was aborted: they will never become visible. */
   markAborted(partition: number, offsets: Iterable<number>): void {
-    const committedAt = this.position('committed', partition);
-    const aborted = this.knownAborted[partition]!;
-    const fresh = new Set<number>();
-    for (const offset of offsets) {
-      if (offset < committedAt || aborted.has(offset)) continue;
-      aborted.add(offset);
-      fresh.add(offset);
-    }
-    if (fresh.size === 0) return;
-    const q = this.unresolvedQueue[partition]!;
-    for (let i = this.unresolvedHead[partition]!; i < q.length; i++) {
-      const { offset, key } = q[i]!;
-      if (fresh.has(offset)) this.dropUnresolved(partition, key, offset);
-    }
+    this.unresolvedRecords.markAborted(partition, offsets, this.position('committed', partition));
   }
 
   /**
@@ -284,75 +242,19 @@ export class IdempotencyView {
 
   /** Moves a cursor forward (never back) and wakes whoever waits for it. */
   advance(cursor: Cursor, partition: number, position: number): void {
-    const positions = this.positions[cursor];
-    if (partition >= positions.length || position <= positions[partition]!) return;
-    positions[partition] = position;
-    if (cursor === 'committed') this.passResolved(partition, position);
-    const waiting = this.waiters[cursor][partition]!;
-    if (waiting.length === 0) return;
-    const still: Waiter[] = [];
-    for (const w of waiting) {
-      if (position >= w.target) w.resolve();
-      else still.push(w);
-    }
-    this.waiters[cursor][partition] = still;
+    // The unresolved records are passed before any waiter can look again.
+    if (cursor === 'committed' && position > this.position(cursor, partition) && partition < this.partitions) this.unresolvedRecords.pass(partition, position);
+    this.cursors.advance(cursor, partition, position);
   }
 
   /** Resolves once the cursor reaches `target`; IdempotencyUnavailableError at the deadline. */
   waitFor(cursor: Cursor, partition: number, target: number, opts: WaitOptions): Promise<void> {
-    if (this.position(cursor, partition) >= target) return Promise.resolve();
-    if (opts.signal?.aborted) return Promise.reject(new AcquireAbortedError(opts.signal.reason));
-    return new Promise<void>((resolve, reject) => {
-      const list = this.waiters[cursor][partition]!;
-      const done = (): void => {
-        clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
-      };
-      const remove = (): void => {
-        const ws = this.waiters[cursor][partition]!;
-        const at = ws.indexOf(waiter);
-        if (at >= 0) ws.splice(at, 1);
-      };
-      const waiter: Waiter = {
-        target,
-        resolve: () => {
-          done();
-          resolve();
-        },
-        reject: (err) => {
-          done();
-          reject(err);
-        },
-      };
-      const onAbort = (): void => {
-        done();
-        remove();
-        reject(new AcquireAbortedError(opts.signal?.reason));
-      };
-      const timer = setTimeout(() => {
-        done();
-        remove();
-        reject(
-          new IdempotencyUnavailableError(
-            `${opts.what ?? 'the idempotency topic'} did not catch up within ${opts.timeoutMs} ms ` +
-              `(partition ${partition}: ${cursor} position ${this.position(cursor, partition)}, needed ${target})`,
-          ),
-        );
-      }, Math.max(0, opts.timeoutMs));
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      list.push(waiter);
-    });
+    return this.cursors.waitFor(cursor, partition, target, opts);
   }
 
   /** Fails every waiter (the store is closing). */
   failWaiters(err: Error): void {
-    for (const cursor of ['committed', 'uncommitted'] as const) {
-      for (let p = 0; p < this.partitions; p++) {
-        const ws = this.waiters[cursor][p]!;
-        this.waiters[cursor][p] = [];
-        for (const w of ws) w.reject(err);
-      }
-    }
+    this.cursors.failWaiters(err);
   }
 
   private slotOf(key: string): number {
@@ -402,39 +304,4 @@ export class IdempotencyView {
     const claim = this.committedClaims.get(key);
     if (claim && claim.offset < offset) this.committedClaims.delete(key);
   }
-
-  private dropUnresolved(partition: number, key: string, offset: number): void {
-    const id = unresolvedId(partition, key);
-    const list = this.unresolvedByKey.get(id);
-    if (!list) return;
-    const kept = list.filter((o) => o !== offset);
-    if (kept.length === 0) this.unresolvedByKey.delete(id);
-    else this.unresolvedByKey.set(id, kept);
-  }
-
-  /**
-   * The committed cursor passed these: their transaction ended. If it committed, the committed
-   * consumer delivered the record itself (an outcome is remembered, a claim is held in
-   * committedClaims until its outcome is read); if it aborted, the record was skipped.
-   */
-  private passResolved(partition: number, position: number): void {
-    const q = this.unresolvedQueue[partition]!;
-    let head = this.unresolvedHead[partition]!;
-    while (head < q.length && q[head]!.offset < position) {
-      const { offset, key } = q[head]!;
-      this.dropUnresolved(partition, key, offset);
-      head++;
-    }
-    if (head > 1024 && head * 2 > q.length) {
-      q.splice(0, head);
-      head = 0;
-    }
-    this.unresolvedHead[partition] = head;
-    const aborted = this.knownAborted[partition]!;
-    if (aborted.size > 0) for (const o of aborted) if (o < position) aborted.delete(o);
-  }
-}
-
-function unresolvedId(partition: number, key: string): string {
-  return `${partition}\u0000${key}`;
 }

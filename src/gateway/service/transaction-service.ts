@@ -8,7 +8,10 @@ import type { OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js
 import { GroupCommitter } from '../group-commit/group-commit.js';
 import type { TransactionRunner } from '../group-commit/participant.js';
 import { ClaimConflictError, type KeyClaim } from '../idempotency/key-claim.js';
-import { IdempotencyStore, type KafkaProps, type Logger } from '../idempotency/store.js';
+import type { IdempotencyPorts } from '../idempotency/ports.js';
+import { IdempotencyStore, type Logger } from '../idempotency/store.js';
+import { createKafkaIdempotencyPorts } from '../../kafka/idempotency-log.js';
+import type { KafkaProps } from '../../kafka/props.js';
 import type { StartContext } from '../startup.js';
 
 export interface SubmitRequest {
@@ -32,14 +35,18 @@ export interface TransactionServiceOptions {
   pool: TransactionRunner;
   /** librdkafka client properties ('bootstrap.servers', TLS/SASL...) for the idempotency topic's consumers and admin client. */
   kafka: KafkaProps;
+  /** Replaces the Kafka adapters of the idempotency store (default: made from `kafka`). */
+  idempotencyPorts?: IdempotencyPorts;
   /** Default 'txgate.idempotency' (compacted with a time retention, created at start if missing). */
   idempotencyTopic?: string;
   /** Partitions of the idempotency topic when this service creates it (default 3). */
   idempotencyPartitions?: number;
-  /** Group commit: max requests per transaction (default 64). */
+  /** Group commit: max requests per transaction (default DEFAULT_MAX_BATCH_REQUESTS). */
   maxBatchRequests?: number;
-  /** And max records per transaction (default 10000). */
+  /** And max records per transaction (default DEFAULT_MAX_BATCH_RECORDS). */
   maxBatchRecords?: number;
+  /** And max bytes of keys, values and headers per transaction (default DEFAULT_MAX_BATCH_BYTES). */
+  maxBatchBytes?: number;
   /** How long a keyed request may wait for another writer of its key, or for the topic to catch up (default 5000). */
   idempotencyCatchUpTimeoutMs?: number;
   /** How long start() may take to load the idempotency topic (default 60000). */
@@ -86,9 +93,10 @@ export class TransactionService {
       pool: opts.pool,
       maxBatchRequests: opts.maxBatchRequests,
       maxBatchRecords: opts.maxBatchRecords,
+      maxBatchBytes: opts.maxBatchBytes,
     });
     this.store = new IdempotencyStore({
-      kafka: opts.kafka,
+      ...(opts.idempotencyPorts ?? createKafkaIdempotencyPorts(opts.kafka)),
       topic: opts.idempotencyTopic,
       partitions: opts.idempotencyPartitions,
       catchUpTimeoutMs: opts.idempotencyCatchUpTimeoutMs,
