@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { DUPLICATE_SIGNAL_WINDOW_MS, handleShutdownSignals } from '../../src/gateway/server.js';
+import { DUPLICATE_SIGNAL_WINDOW_MS, handleShutdownSignals } from '../../src/gateway/run.js';
 
 function harness() {
   let clock = 1_000;

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { addGatewayOptions, resolveGatewayConfig, type GatewayOptionValues } from '../../gateway/config.js';
-import { runGateway } from '../../gateway/server.js';
+import { runGateway } from '../../gateway/run.js';
 import { TxGateError } from '../../errors.js';
 
 export function register(program: Command): void {

@@ -9,7 +9,8 @@
  */
 import type { Command } from 'commander';
 import { addGatewayOptions, resolveGatewayConfig, type GatewayConfig, type GatewayOptionValues } from '../../gateway/config.js';
-import { handleShutdownSignals, startGateway, type RunningGateway } from '../../gateway/server.js';
+import { handleShutdownSignals } from '../../gateway/run.js';
+import { startGateway, type RunningGateway } from '../../gateway/server.js';
 import { TxGateError } from '../../errors.js';
 import { LocalKafka } from '../../local-kafka/single-node.js';
 import { ensureTopics } from '../../local-kafka/topics.js';

@@ -10,23 +10,15 @@
  * Inside a transaction every record is sent with its own tx.send() so that a refusal is
  * attributable to one request. When some request poisons the batch (Kafka refused one of its
  * records), the work throws, the pool aborts, and only that request fails; its batch-mates are
- * resubmitted. Because librdkafka may pack records of several requests into one produce batch
- * (a refused batch fails all its records), a refusal seen by more than one request is not
- * trusted: each of those requests is retried alone, and only a refusal in a transaction of one
- * request is final.
+ * resubmitted. Who is to blame for what is decided in blame.ts.
  */
-import {
-  AcquireAbortedError,
-  PoolClosedError,
-  TransactionAbortedError,
-  TransactionOutcomeUnknownError,
-  RecordRejectedError,
-} from '../../errors.js';
-import type { KafkaClientError, OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js';
+import { AcquireAbortedError, PoolClosedError, TransactionAbortedError, TransactionOutcomeUnknownError } from '../../errors.js';
+import type { OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js';
 import type { Transaction, TransactionResult } from '../../pool/types.js';
 import { DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BATCH_REQUESTS } from '../defaults.js';
-import { callHook, culprit, failureOf, recordSize, sendOne, settle, type Settling } from './deliveries.js';
-import { ParticipantRejection, type BatchParticipant, type TransactionRunner } from './participant.js';
+import { judgeAttempt, type Disposition } from './blame.js';
+import { callHook, recordSize, sendOne, settle, type Settling } from './deliveries.js';
+import type { BatchParticipant, TransactionRunner } from './participant.js';
 
 export interface GroupCommitRequest {
   records: OutgoingRecord[];
@@ -55,8 +47,6 @@ export interface GroupCommitStats {
   batchedRequests: number;
 }
 
-const MAX_PURGE_RETRIES = 3;
-const MAX_TIMEOUT_RETRIES = 2;
 
 interface Item {
   req: GroupCommitRequest;
@@ -70,10 +60,6 @@ interface Item {
   bytes: number;
 }
 
-type Disposition =
-  | { kind: 'fail'; error: unknown }
-  | { kind: 'retry-alone' }
-  | { kind: 'retry' };
 
 class Batch {
   readonly items: Item[] = [];
@@ -289,97 +275,17 @@ export class GroupCommitter {
 
     await this.settleAll(all);
 
-    const dispositions = new Map<Item, Disposition>();
-    const suspects: Item[] = [];
-    let unattributed: unknown;
+    const verdict = judgeAttempt(items, begun, sent);
+    if (verdict.kind === 'fail-all') throw verdict.error;
+    if (verdict.kind === 'commit') {
+      await Promise.all(items.map((item, i) => item.req.participant?.finish?.(tx, verdict.perItem[i]!)));
+      return verdict.perItem;
+    }
     items.forEach((item, i) => {
-      const hook = begun[i]!.outcome;
-      if (hook?.ok === false) {
-        if (hook.error instanceof ParticipantRejection) dispositions.set(item, { kind: 'fail', error: hook.error.reason });
-        else unattributed ??= hook.error;
-      }
-      const refused = culprit(item.req.records, sent[i]!);
-      if (refused >= 0) {
-        const error = (sent[i]![refused]!.outcome as { ok: false; error: KafkaClientError }).error;
-        if (!dispositions.has(item)) {
-          dispositions.set(item, { kind: 'fail', error: new RecordRejectedError(refused, error.code, error.codeName, error.message, { cause: error }) });
-          suspects.push(item);
-        }
-      }
-      for (const s of sent[i]!) {
-        if (s.outcome?.ok === false && failureOf(s)!.kind !== 'record') unattributed ??= s.outcome.error;
-      }
+      if (verdict.reason === 'purged') item.purgeRetries++;
+      if (verdict.reason === 'timed-out' && verdict.dispositions[i]!.kind === 'retry') item.timeoutRetries++;
     });
-
-    if (dispositions.size === 0) {
-      // Only purged deliveries: librdkafka sometimes purges the first records of the transaction
-      // that follows an abort caused by a refused record (its epoch bump completes late). Nothing
-      // of this transaction becomes visible, so its requests are safe to run again, a few times.
-      const failures = all.filter((s) => s.outcome?.ok === false);
-      const purgedOnly = failures.length > 0 && failures.every((s) => failureOf(s)!.kind === 'purged');
-      if (purgedOnly && items.every((item) => item.purgeRetries < MAX_PURGE_RETRIES)) {
-        for (const item of items) {
-          item.purgeRetries++;
-          dispositions.set(item, { kind: 'retry' });
-        }
-        batch.dispositions = dispositions;
-        throw new BatchPoisoned();
-      }
-      // Timeouts of some requests' records while every record of the others was acknowledged
-      // point at those requests' partitions (a topic deleted under load, a partition without a
-      // leader), not at the transaction. Those requests fail (aborted: nothing of them is
-      // written, and the HTTP layer looks their topics up again before a retry is accepted);
-      // their batch-mates run again without them. Not retried here: each attempt holds a producer
-      // for message.timeout.ms. Bounded, so a slow cluster cannot cycle the batch-mates.
-      // (A record failing only because an earlier one made the transaction abortable is not its request's fault.)
-      const ownTimeout = (s: Settling) => {
-        const f = failureOf(s);
-        return f?.kind === 'timed-out' && f.own;
-      };
-      const timedOut = items.filter((_, i) => sent[i]!.some(ownTimeout));
-      const others = items.filter((item) => !timedOut.includes(item));
-      if (
-        failures.every((s) => failureOf(s)!.kind === 'timed-out') &&
-        timedOut.length > 0 &&
-        items.some((_, i) => sent[i]!.every((s) => s.outcome?.ok === true)) &&
-        others.every((item) => item.timeoutRetries < MAX_TIMEOUT_RETRIES)
-      ) {
-        for (const item of others) {
-          item.timeoutRetries++;
-          dispositions.set(item, { kind: 'retry' });
-        }
-        for (const item of timedOut) {
-          const i = items.indexOf(item);
-          const late = sent[i]!.findIndex(ownTimeout);
-          const record = item.req.records[late]!;
-          const where = `${record.topic}${record.partition !== undefined ? ` partition ${record.partition}` : ''}`;
-          const cause = (sent[i]![late]!.outcome as { error: unknown }).error;
-          dispositions.set(item, {
-            kind: 'fail',
-            error: new TransactionAbortedError(`record ${late} (topic ${where}) was not acknowledged in time (the topic may have been deleted, or its partition has no leader)`, { cause }),
-          });
-        }
-        batch.dispositions = dispositions;
-        throw new BatchPoisoned();
-      }
-      // Some record did not settle in time, or failed for a reason no single request explains
-      // (broker, transaction, fencing): the whole batch fails with the pool's error.
-      if (unattributed !== undefined) throw unattributed;
-      if (all.some((s) => s.outcome === undefined)) {
-        throw new TransactionAbortedError('some records of the transaction were not acknowledged in time after another failed; none of them is committed');
-      }
-      const perItem = sent.map((records) => records.map((s) => (s.outcome as { ok: true; value: RecordMetadata }).value));
-      await Promise.all(items.map((item, i) => item.req.participant?.finish?.(tx, perItem[i]!)));
-      return perItem;
-    }
-
-    // A refusal shared by several requests may come from one produce batch holding records of
-    // all of them: retry each alone to find the culprit. Alone, a refusal is the request's own.
-    if (suspects.length > 1 && items.length > 1) {
-      for (const item of suspects) dispositions.set(item, { kind: 'retry-alone' });
-    }
-    for (const item of items) if (!dispositions.has(item)) dispositions.set(item, { kind: 'retry' });
-    batch.dispositions = dispositions;
+    batch.dispositions = new Map(items.map((item, i) => [item, verdict.dispositions[i]!]));
     throw new BatchPoisoned();
   }
 
