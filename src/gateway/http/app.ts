@@ -12,7 +12,6 @@ import { DEFAULT_GATEWAY_LIMITS, DEFAULT_IDEMPOTENCY_TOPIC, MAX_HEADER_BYTES, ty
 import { KafkaReachability } from '../service/kafka-reachability.js';
 import { ApiKeyAuthenticator } from './auth.js';
 import { answerClientError, checkingInterval, registerConnectionGuards } from './client-errors.js';
-import { registerDashboard } from './dashboard/dashboard.js';
 import { GatewayState, type GatewayContext, type GatewayDeps, type GatewayPart } from './context.js';
 import { answerFrameworkError, registerErrorHandler } from './error-handler.js';
 import { registerJsonBody } from './json-body.js';
@@ -39,7 +38,6 @@ const GATEWAY_PARTS: readonly GatewayPart[] = [
   registerProblemPages, // GET /problems[/:slug]
   registerTransactionRoutes, // POST /v1/transactions
   registerOperationsRoutes, // /healthz, /readyz, /metrics, /openapi.json
-  registerDashboard, // GET / and /dashboard (the live page), GET /v1/stats
 ];
 
 export function buildGateway(deps: GatewayDeps): FastifyInstance {
