@@ -10,16 +10,22 @@
  *   HTTP ceiling          Fastify validating the same body and answering 200 without Kafka
  *
  * Every process under test runs on its own, fresh for each point (so its VmHWM is that point's
- * peak RSS), and autocannon runs in another process. Modes alternate within each load point, in
- * a rotating order, so drift of a shared machine hits all of them alike. Results go to
+ * peak RSS), and autocannon runs in another process. Each point first runs the same load for a
+ * warm-up on the same connections (or callers), discarded, so servers that build state per
+ * connection are measured warm; only answers within the window that follows count, and requests
+ * still in flight when it closes are reported as unfinished. Modes alternate within each load
+ * point, in a rotating order, so drift of a shared machine hits all of them alike. Results go to
  * bench/results/<profile>.{json,md} and <profile>-*.svg.
  *
  *   npm run bench                  # default profile
  *   npm run bench -- --quick       # 16 and 256 connections, 1 record per request, pool sizes 1 and 8
  *   npm run bench -- --full        # 1..512 connections, 1/10/100 records, pool sizes 1..32
  *   TXGATE_BROKERS=host:9092 npm run bench -- --quick   # use your broker instead of a local one
+ *
+ * Narrowing a run (smoke tests): --out DIR (instead of bench/results), --modes a,b (modes whose
+ * name contains one of these), --connections 16,256, --records 1, --warmup S.
  */
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -28,15 +34,13 @@ import { fileURLToPath } from 'node:url';
 import { LocalKafka, ensureTopics, fetchKafkaJars } from '../src/local-kafka/index.js';
 import { GatewayProcess, freePort } from '../test/support/gateway-process.js';
 import { listTransactionalIds } from '../test/support/kafka.js';
-import { procStatusMiB } from '../test/support/proc.js';
+import { CHILD_ENV, ServerProcess, TSX, loadgen, runJson, trackPeak } from './lib/harness.js';
 import type { LibrarySpec } from './lib/library.js';
 import type { LoadgenSpec } from './lib/loadgen.js';
 import { barSpec, lineSpec, renderSvg, type PlotRow } from './lib/plots.js';
 import { bridgeBody, gatewayBody, VALUE_BYTES, type RunResult } from './lib/work.js';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.join(BENCH, '..');
-const RESULTS = path.join(BENCH, 'results');
 const require = createRequire(import.meta.url);
 
 interface Profile {
@@ -46,17 +50,51 @@ interface Profile {
   records: number[];
   poolSizes: number[];
   javaProducers: number[];
+  /** Seconds of warm-up before each point's window (HTTP and library modes), at least. */
+  warmupSeconds: number;
   /** Whole sweeps; each point reports its best sweep (interference on a shared machine only slows a run down). */
   repeats: number;
 }
 const PROFILES: Record<Profile['name'], Profile> = {
-  quick: { name: 'quick', seconds: 5, connections: [16, 256], records: [1], poolSizes: [1, 8], javaProducers: [8], repeats: 2 },
-  default: { name: 'default', seconds: 10, connections: [1, 16, 256], records: [1, 10], poolSizes: [1, 8, 32], javaProducers: [1, 8], repeats: 2 },
-  full: { name: 'full', seconds: 15, connections: [1, 16, 64, 256, 512], records: [1, 10, 100], poolSizes: [1, 2, 4, 8, 16, 32], javaProducers: [1, 8, 32], repeats: 3 },
+  quick: { name: 'quick', seconds: 5, connections: [16, 256], records: [1], poolSizes: [1, 8], javaProducers: [8], warmupSeconds: 3, repeats: 2 },
+  default: { name: 'default', seconds: 10, connections: [1, 16, 256], records: [1, 10], poolSizes: [1, 8, 32], javaProducers: [1, 8], warmupSeconds: 5, repeats: 2 },
+  full: {
+    name: 'full',
+    seconds: 15,
+    connections: [1, 16, 64, 256, 512],
+    records: [1, 10, 100],
+    poolSizes: [1, 2, 4, 8, 16, 32],
+    javaProducers: [1, 8, 32],
+    warmupSeconds: 5,
+    repeats: 3,
+  },
 };
-const profile = process.argv.includes('--full') ? PROFILES.full : process.argv.includes('--quick') ? PROFILES.quick : PROFILES.default;
+
+/** `--name value` from the command line. */
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const numbers = (v: string | undefined) => v?.split(',').map(Number).filter((n) => Number.isFinite(n) && n > 0);
+
+const base = process.argv.includes('--full') ? PROFILES.full : process.argv.includes('--quick') ? PROFILES.quick : PROFILES.default;
+const profile: Profile = {
+  ...base,
+  connections: numbers(option('connections')) ?? base.connections,
+  records: numbers(option('records')) ?? base.records,
+  warmupSeconds: Number(option('warmup') ?? process.env.BENCH_WARMUP ?? base.warmupSeconds),
+};
 const SECONDS = Number(process.env.BENCH_DURATION ?? profile.seconds);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? profile.repeats);
+const WARMUP = profile.warmupSeconds;
+/**
+ * The warm-up also lasts until every connection (caller) has had an answer, up to this cap: at 256
+ * connections the Strimzi bridge spends its first seconds creating one Kafka producer per connection.
+ */
+const WARMUP_MAX = Number(process.env.BENCH_WARMUP_MAX ?? 60);
+const RESULTS = path.resolve(option('out') ?? path.join(BENCH, 'results'));
+const ONLY = option('modes')?.split(',').map((m) => m.trim().toLowerCase()).filter(Boolean);
+const NARROWED = ['connections', 'records', 'warmup', 'modes'].some((o) => option(o) !== undefined);
 const GATEWAY_POOL = 8;
 const PARTITIONS = 6;
 
@@ -76,6 +114,19 @@ interface Point {
   p99: number;
   p999: number;
   errors: Record<string, number>;
+  /** Started within the window (HTTP and library modes). */
+  sent?: number;
+  /** In flight when the window closed (in neither ok nor errors), and the age of the oldest of them. */
+  unfinished?: number;
+  unfinishedOldestMs?: number;
+  /** Never answered during the whole run: timeouts, dropped connections, still waiting when the drain gave up. */
+  neverAnswered?: number;
+  /** Connections (callers) without a single answer within the window. */
+  silent?: number;
+  /** The warm-up this point ran before its window, and the connections still cold when it hit its cap. */
+  warmupSeconds?: number;
+  warmupAnswers?: number;
+  coldAtWindow?: number;
   peakRssMiB: number;
   /** Prefix of the transactional ids this point used; counted on the coordinator at the end. */
   idPrefix?: string;
@@ -85,122 +136,7 @@ interface Point {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes
-
-const TSX = ['--import', 'tsx'];
-// Blocking transactional calls each hold a libuv thread: size the pool above any concurrency used.
-const CHILD_ENV = { ...process.env, UV_THREADPOOL_SIZE: '128' };
-
-/**
- * Keeps the latest VmHWM (peak RSS) of `pid` (and of its children, for wrapper scripts) until stopped:
- * sampled, because it is gone once the process exits.
- */
-function trackPeak(pid: number | undefined): () => number {
-  let peak = NaN;
-  const sample = () => {
-    let v = procStatusMiB(pid, 'VmHWM');
-    try {
-      // A launcher script (the bridge's) runs the JVM as its child: take the largest.
-      for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) v = Math.max(v || 0, procStatusMiB(Number(child), 'VmHWM'));
-    } catch {
-      // no children file: the process has exited
-    }
-    if (Number.isFinite(v)) peak = Number.isFinite(peak) ? Math.max(peak, v) : v;
-  };
-  sample();
-  const timer = setInterval(sample, 200);
-  return () => {
-    sample();
-    clearInterval(timer);
-    return peak;
-  };
-}
-
-/** Runs a child to completion; resolves with its last stdout line parsed as JSON. */
-function runJson<T>(command: string, args: string[], env: NodeJS.ProcessEnv = CHILD_ENV, onSpawn?: (child: ChildProcess) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    onSpawn?.(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      const line = out.trim().split('\n').pop() ?? '';
-      try {
-        resolve(JSON.parse(line) as T);
-      } catch {
-        reject(new Error(`${path.basename(args.find((a) => /\.(ts|java)$|^[A-Z]/.test(a)) ?? command)} exited with ${code}:\n${out.slice(-2000)}\n${err}`));
-      }
-    });
-  });
-}
-
-/** A server under test: a process that prints "listening" (or answers `readyPath`) once ready. */
-class ServerProcess {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly url: string,
-  ) {}
-
-  static async start(command: string, args: string[], port: number, readyPath: string | undefined, env: NodeJS.ProcessEnv = CHILD_ENV): Promise<ServerProcess> {
-    const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const server = new ServerProcess(child, `http://127.0.0.1:${port}`);
-    let log = '';
-    let listening = false;
-    child.stdout!.on('data', (d: Buffer) => {
-      log = (log + d.toString()).slice(-4000);
-      if (log.includes('listening')) listening = true;
-    });
-    child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${args.join(' ')} exited before it was ready:\n${log}`);
-      if (readyPath) {
-        try {
-          if ((await fetch(`${server.url}${readyPath}`, { signal: AbortSignal.timeout(2000) })).ok) return server;
-        } catch {
-          // not listening yet
-        }
-      } else if (listening) return server;
-      if (Date.now() > deadline) {
-        await server.stop();
-        throw new Error(`${args.join(' ')} was not ready within 120 s:\n${log}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
-  /** SIGTERM to the process group (a launcher script and its JVM alike), SIGKILL after 15 s. */
-  async stop(): Promise<void> {
-    const pid = this.child.pid;
-    if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    const signal = (s: NodeJS.Signals) => {
-      try {
-        process.kill(-pid, s);
-      } catch {
-        // already gone
-      }
-    };
-    signal('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const killed = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 15_000)))]);
-    clearTimeout(timer);
-    if (killed) {
-      signal('SIGKILL');
-      await exited;
-    }
-  }
-}
-
-function loadgen(spec: LoadgenSpec): Promise<RunResult> {
-  return runJson<RunResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'loadgen.ts'), JSON.stringify(spec)], process.env);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Modes
+// Modes (child processes: bench/lib/harness.ts)
 
 interface Ctx {
   bootstrap: string;
@@ -234,6 +170,11 @@ function point(mode: Mode, connections: number, records: number, r: RunResult, p
     p99: r.p99,
     p999: r.p999,
     errors: r.errors,
+    ...(r.sent !== undefined ? { sent: r.sent } : {}),
+    ...(r.unfinished !== undefined ? { unfinished: r.unfinished, unfinishedOldestMs: r.unfinishedOldestMs ?? 0 } : {}),
+    ...(r.neverAnswered !== undefined ? { neverAnswered: r.neverAnswered } : {}),
+    ...(r.silent !== undefined ? { silent: r.silent } : {}),
+    ...(r.warmupSeconds !== undefined ? { warmupSeconds: r.warmupSeconds, warmupAnswers: r.warmupAnswers ?? 0, coldAtWindow: r.coldAtWindow ?? 0 } : {}),
     peakRssMiB,
     ...(idPrefix ? { idPrefix } : {}),
   };
@@ -252,8 +193,16 @@ async function httpPoint(
     const server = await start(await freePort());
     const peak = trackPeak(server.pid);
     try {
-      const result = await loadgen({ ...load, url: `${server.url}${load.path}`, connections, seconds: SECONDS, timeoutSeconds: 30 });
-      // A run that lasted far longer than asked means the load generator itself was starved (a
+      const result = await loadgen({
+        ...load,
+        url: `${server.url}${load.path}`,
+        connections,
+        seconds: SECONDS,
+        timeoutSeconds: 30,
+        warmupSeconds: WARMUP,
+        warmupMaxSeconds: WARMUP_MAX,
+      });
+      // A window that lasted far longer than asked means the load generator itself was starved (a
       // shared machine stalling): its figures describe the stall, so measure the point once more.
       if (result.seconds > SECONDS * 2 + 5 && attempt === 1) {
         console.error(`${mode.name} c=${connections}: the load ran ${result.seconds} s instead of ${SECONDS} s; measuring again`);
@@ -362,9 +311,21 @@ function modes(): Mode[] {
           // /ready is served on the management port only; it is fixed (8081) unless moved.
           const management = await freePort();
           writeFileSync(config, `bridge.id=bench\nkafka.bootstrap.servers=${ctx.bootstrap}\nhttp.host=127.0.0.1\nhttp.port=${port}\nhttp.management.port=${management}\nkafka.producer.acks=all\n`);
+          // Warnings only, as the gateway runs (--log-level warn): at INFO the bridge prints each new
+          // producer's whole configuration, about 120 lines per connection.
+          const log4j = path.join(dir, 'log4j2.properties');
+          writeFileSync(
+            log4j,
+            'appender.console.type = Console\nappender.console.name = STDOUT\nappender.console.layout.type = PatternLayout\nappender.console.layout.pattern = %d %-5p [%t] %c{1} - %m%n\n' +
+              'rootLogger.level = WARN\nrootLogger.appenderRef.console.ref = STDOUT\n',
+          );
           // kafka_bridge_run.sh runs the first `java` on PATH, and the bridge needs Java 21+.
           const javaHome = process.env.STRIMZI_BRIDGE_JAVA_HOME ?? process.env.JAVA_HOME;
-          const env = javaHome ? { ...CHILD_ENV, PATH: `${path.join(javaHome, 'bin')}${path.delimiter}${process.env.PATH ?? ''}` } : CHILD_ENV;
+          const env = {
+            ...CHILD_ENV,
+            KAFKA_BRIDGE_LOG4J_OPTS: `-Dlog4j2.configurationFile=file:${log4j}`,
+            ...(javaHome ? { PATH: `${path.join(javaHome, 'bin')}${path.delimiter}${process.env.PATH ?? ''}` } : {}),
+          };
           let s: ServerProcess;
           try {
             // GET / answers 200 on the API port once it listens.
@@ -386,11 +347,11 @@ function modes(): Mode[] {
     run: (ctx, c, r) => httpPoint(ceiling, c, r, nodeServer('ceiling', ctx, 'none'), json(ctx, r)),
   };
   list.push(bridge, ceiling);
-  return list;
+  return ONLY ? list.filter((m) => ONLY.some((o) => m.name.toLowerCase().includes(o))) : list;
 }
 
 async function libraryPoint(mode: Mode, ctx: Ctx, spec: Pick<LibrarySpec, 'mode' | 'concurrency' | 'records' | 'prefix' | 'poolSize'>): Promise<Point> {
-  const full: LibrarySpec = { ...spec, bootstrap: ctx.bootstrap, topic: ctx.topic, seconds: SECONDS };
+  const full: LibrarySpec = { ...spec, bootstrap: ctx.bootstrap, topic: ctx.topic, seconds: SECONDS, warmupSeconds: WARMUP, warmupMaxSeconds: WARMUP_MAX };
   let stopPeak: () => number = () => NaN;
   const result = await runJson<RunResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'library.ts'), JSON.stringify(full)], CHILD_ENV, (child) => {
     stopPeak = trackPeak(child.pid);
@@ -453,6 +414,11 @@ function machine(libDir: string | undefined) {
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 const errorsText = (e: Record<string, number>) => Object.entries(e).map(([k, v]) => `${k}: ${v}`).join(', ') || '0';
+/** Errors, and a plain statement when the window completed nothing (no errors then means nothing answered, not success). */
+const outcomeText = (p: Point) =>
+  (p.ok === 0 && (p.sent ?? 1) > 0 ? `**nothing completed**${Object.keys(p.errors).length ? `; ${errorsText(p.errors)}` : ''}` : errorsText(p.errors)) +
+  (p.silent ? `; ${p.silent} of ${p.connections} connections got no answer` : '');
+const unfinishedText = (p: Point) => (p.unfinished === undefined ? '-' : `${p.unfinished} (oldest ${fmt(p.unfinishedOldestMs ?? 0)} ms)`);
 
 /** By records per request, then connections, then the order modes() lists the modes in. */
 function sorted(points: Point[]): Point[] {
@@ -460,12 +426,28 @@ function sorted(points: Point[]): Point[] {
   return [...points].sort((a, b) => a.records - b.records || a.connections - b.connections || order.indexOf(a.mode) - order.indexOf(b.mode));
 }
 
-function markdown(points: Point[], info: ReturnType<typeof machine>, ratios: Ratio[]): string {
+/** How a run was measured, from the run itself or (for --render) from its JSON; no warm-up in runs made before there was one. */
+interface RunMeta {
+  seconds: number;
+  repeats: number;
+  warmup?: { minSeconds: number; maxSeconds: number };
+}
+
+function markdown(points: Point[], info: ReturnType<typeof machine>, ratios: Ratio[], meta: RunMeta): string {
   const lines = [
     `# txgate benchmark (${profile.name} profile)`,
     '',
-    `Command: \`npm run bench${profile.name === 'default' ? '' : ` -- --${profile.name}`}\`. ${SECONDS} s per point, best of ${REPEATS} sweeps by req/s (every sweep is in the JSON); ${VALUE_BYTES} B records to one topic of ${PARTITIONS} partitions on one local broker; ` +
+    `Command: \`npm run bench${profile.name === 'default' ? '' : ` -- --${profile.name}`}\`${NARROWED ? ' (narrowed: see the JSON\'s profile)' : ''}. ${meta.seconds} s per point, best of ${meta.repeats} sweeps by req/s (every sweep is in the JSON); ${VALUE_BYTES} B records to one topic of ${PARTITIONS} partitions on one local broker; ` +
       `the gateway runs ${GATEWAY_POOL} producers. Each process under test ran on its own, fresh per point; autocannon ran in a separate process.`,
+    '',
+    (meta.warmup
+      ? `Warm-up: before each point's window, every HTTP and library mode ran the same load on the same connections (callers) for at least ${meta.warmup.minSeconds} s, ` +
+        `and until every connection had had an answer (at most ${meta.warmup.maxSeconds} s), discarded: servers that build state per connection (the Strimzi bridge opens a Kafka producer per HTTP connection) are measured warm. ` +
+        'The Java producers run their own closed loop with no warm-up (their producers are created and initialised before their timer starts). ' +
+        'Only answers received within the window count. "unfinished" are requests in flight when the window closed (in neither ok nor errors; a closed loop has about one per connection, so the age of the oldest is what tells a stuck point); ' +
+        '"never answered" are requests of the whole run that got no answer at all (timeouts, dropped connections, or none within 10 s after the window).'
+      : 'No warm-up: this run was made before the benchmark had one, so its first seconds (a cold server, per-connection state being built) count, ' +
+        'and requests left unfinished or never answered were not recorded (a point that completed nothing shows as "nothing completed").'),
     '',
     `Machine: ${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, ${info.os}; Node ${info.node}; ${info.java}; Kafka ${info.kafka}; ` +
       `clients: ${Object.entries(info.clients).map(([k, v]) => `${k} ${v}`).join(', ')}. Load average before the run: ${info.loadAverageBefore.join(' ')}.`,
@@ -481,11 +463,12 @@ function markdown(points: Point[], info: ReturnType<typeof machine>, ratios: Rat
     '',
     '## All points',
     '',
-    '| mode | protocol | conns | records/req | req/s | records/s | p50 ms | p99 ms | p99.9 ms | ok | errors | peak RSS MiB | ids left |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|',
+    '| mode | protocol | conns | records/req | req/s | records/s | p50 ms | p99 ms | p99.9 ms | ok | errors | unfinished at close | never answered | warm-up s | peak RSS MiB | ids left |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|',
     ...sorted(points).map(
       (p) =>
-        `| ${p.mode} | ${p.protocol} | ${p.connections} | ${p.records} | ${fmt(p.requestsPerSec, 1)} | ${fmt(p.recordsPerSec, 1)} | ${fmt(p.p50, 1)} | ${fmt(p.p99, 1)} | ${fmt(p.p999, 1)} | ${p.ok} | ${errorsText(p.errors)} | ${fmt(p.peakRssMiB)} | ${p.idsLeft ?? ''} |`,
+        `| ${p.mode} | ${p.protocol} | ${p.connections} | ${p.records} | ${fmt(p.requestsPerSec, 1)} | ${fmt(p.recordsPerSec, 1)} | ${fmt(p.p50, 1)} | ${fmt(p.p99, 1)} | ${fmt(p.p999, 1)} | ${p.ok} | ${outcomeText(p)} | ` +
+        `${unfinishedText(p)} | ${p.neverAnswered ?? '-'} | ${p.warmupSeconds === undefined ? '-' : `${fmt(p.warmupSeconds, 1)}${p.coldAtWindow ? ` (${p.coldAtWindow} cold)` : ''}`} | ${fmt(p.peakRssMiB)} | ${p.idsLeft ?? ''} |`,
     ),
     '',
   ];
@@ -553,11 +536,16 @@ async function render(): Promise<void> {
   const saved = JSON.parse(readFileSync(path.join(RESULTS, `${profile.name}.json`), 'utf8')) as {
     machine: ReturnType<typeof machine> & { loadAverageAfter: number[] };
     points: Point[];
+    secondsPerPoint?: number;
+    repeats?: number;
+    profile?: { repeats?: number };
+    warmup?: RunMeta['warmup'];
   };
+  const meta: RunMeta = { seconds: saved.secondsPerPoint ?? SECONDS, repeats: saved.repeats ?? saved.profile?.repeats ?? REPEATS, ...(saved.warmup ? { warmup: saved.warmup } : {}) };
   const svgs = await plots(saved.points);
   writeFileSync(
     path.join(RESULTS, `${profile.name}.md`),
-    `${markdown(saved.points, saved.machine, ratios(saved.points))}\nLoad average after the run: ${saved.machine.loadAverageAfter.join(' ')}. Plots: ${svgs.map((s) => `[${s}](${s})`).join(', ')}.\n`,
+    `${markdown(saved.points, saved.machine, ratios(saved.points), meta)}\nLoad average after the run: ${saved.machine.loadAverageAfter.join(' ')}. Plots: ${svgs.map((s) => `[${s}](${s})`).join(', ')}.\n`,
   );
 }
 
@@ -580,7 +568,7 @@ async function main(): Promise<void> {
     const runId = `${Date.now()}`;
     const ctx: Ctx = { bootstrap, topic: `bench-compare-${runId}`, runId };
     await ensureTopics(bootstrap, [{ topic: ctx.topic, partitions: PARTITIONS }]);
-    if (libDir) ctx.java = await compileJava(libDir);
+    if (libDir && modes().some((m) => m.kind === 'java')) ctx.java = await compileJava(libDir);
     const bridgeHome = process.env.STRIMZI_BRIDGE_HOME;
     if (bridgeHome && existsSync(path.join(bridgeHome, 'bin', 'kafka_bridge_run.sh'))) ctx.bridgeHome = bridgeHome;
     else
@@ -591,7 +579,7 @@ async function main(): Promise<void> {
           'It runs on Java 21+: set STRIMZI_BRIDGE_JAVA_HOME (or JAVA_HOME) to such a JDK.',
       );
     const info = machine(libDir);
-    console.log(`# txgate comparison, ${profile.name} profile: ${SECONDS} s per point, connections ${profile.connections.join(', ')}, records ${profile.records.join(', ')}, broker ${bootstrap}`);
+    console.log(`# txgate comparison, ${profile.name} profile: ${SECONDS} s per point after a warm-up of ${WARMUP} s or more, connections ${profile.connections.join(', ')}, records ${profile.records.join(', ')}, broker ${bootstrap}`);
     console.log(`# ${info.cpus} CPUs, ${info.memoryGiB} GiB, Node ${info.node}, ${info.java}, Kafka ${info.kafka}, load average ${info.loadAverageBefore.join(' ')}`);
 
     const all = modes();
@@ -613,7 +601,8 @@ async function main(): Promise<void> {
               samples.push(p);
               console.log(
                 `${p.mode.padEnd(42)} c=${String(p.connections).padStart(3)} r=${p.records}  ${fmt(p.requestsPerSec, 1).padStart(8)} req/s  ` +
-                  `p50 ${fmt(p.p50, 1)} p99 ${fmt(p.p99, 1)} p99.9 ${fmt(p.p999, 1)} ms  errors ${errorsText(p.errors)}  peak RSS ${fmt(p.peakRssMiB)} MiB`,
+                  `p50 ${fmt(p.p50, 1)} p99 ${fmt(p.p99, 1)} p99.9 ${fmt(p.p999, 1)} ms  errors ${outcomeText(p)}  unfinished ${unfinishedText(p)}  ` +
+                  `never answered ${p.neverAnswered ?? '-'}  warm-up ${fmt(p.warmupSeconds ?? NaN, 1)} s  peak RSS ${fmt(p.peakRssMiB)} MiB`,
               );
             } catch (error) {
               console.error(`${mode.name} c=${connections} r=${records} FAILED: ${(error as Error).message}`);
@@ -640,16 +629,16 @@ async function main(): Promise<void> {
     const loadAfter = os.loadavg().map((l) => Math.round(l * 100) / 100);
     writeFileSync(
       path.join(RESULTS, `${profile.name}.json`),
-      `${JSON.stringify({ profile, secondsPerPoint: SECONDS, startedAt: started.toISOString(), finishedAt: finished.toISOString(), machine: { ...info, loadAverageAfter: loadAfter }, ratios: rs, points, samples }, null, 2)}\n`,
+      `${JSON.stringify({ profile, secondsPerPoint: SECONDS, repeats: REPEATS, warmup: { minSeconds: WARMUP, maxSeconds: WARMUP_MAX }, startedAt: started.toISOString(), finishedAt: finished.toISOString(), machine: { ...info, loadAverageAfter: loadAfter }, ratios: rs, points, samples }, null, 2)}\n`,
     );
     const svgs = await plots(points);
     writeFileSync(
       path.join(RESULTS, `${profile.name}.md`),
-      `${markdown(points, info, rs)}\nLoad average after the run: ${loadAfter.join(' ')}. Plots: ${svgs.map((s) => `[${s}](${s})`).join(', ')}.\n`,
+      `${markdown(points, info, rs, { seconds: SECONDS, repeats: REPEATS, warmup: { minSeconds: WARMUP, maxSeconds: WARMUP_MAX } })}\nLoad average after the run: ${loadAfter.join(' ')}. Plots: ${svgs.map((s) => `[${s}](${s})`).join(', ')}.\n`,
     );
     console.log('');
     for (const r of rs) console.log(`${r.name}: ${r.value === undefined ? 'not measured' : `x${fmt(r.value, 2)}`} (target >= ${r.target})`);
-    console.log(`results: bench/results/${profile.name}.{json,md}, ${svgs.join(', ')}`);
+    console.log(`results: ${path.relative(process.cwd(), RESULTS) || '.'}/${profile.name}.{json,md}, ${svgs.join(', ')}`);
   } finally {
     if (local) await local.stop();
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });

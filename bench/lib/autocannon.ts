@@ -1,4 +1,5 @@
 /** autocannon's programmatic API, typed (it ships no types): the part the benchmarks use. */
+import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 
 export interface AutocannonRequest {
@@ -19,6 +20,23 @@ export interface AutocannonOptions {
   /** Seconds a request may take before it counts as a timeout (and an error). */
   timeout: number;
   requests: AutocannonRequest[];
+  /** Requests per second over all connections (connections are capped at this number); unset: as fast as answers come. */
+  overallRate?: number;
+  /** Called with each connection's client as it is created, before its first request is sent. */
+  setupClient?: (client: AutocannonClient) => void;
+}
+
+/**
+ * One connection (autocannon's httpClient). It emits 'request' as each request is written,
+ * 'response' (status, bytes, ms), 'timeout' and 'connError'; after a timeout or a dropped
+ * connection it reconnects and sends the next request at once.
+ */
+export interface AutocannonClient extends EventEmitter {
+  /** Requests written so far. */
+  reqsMade: number;
+  /** Once reqsMade reaches it, the client closes instead of sending the next request. */
+  responseMax?: number;
+  destroyed: boolean;
 }
 
 export interface AutocannonResult {
@@ -30,6 +48,8 @@ export interface AutocannonResult {
   non2xx: number;
   '2xx': number;
   statusCodeStats: Record<string, { count: number }>;
+  /** `sent`: requests written; `total`: responses (any status). */
+  requests: { sent: number; total: number };
   /** Milliseconds. */
   latency: { p50: number; p99: number; p99_9: number };
 }

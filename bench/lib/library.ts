@@ -6,8 +6,11 @@
  *   seed   a producer per transaction with a random transactional.id (the seed's design)
  *
  * Arg: one JSON LibrarySpec. Prints one JSON line (RunResult, bench/lib/work.ts) on stdout.
+ * Warm-up, window and drain as in bench/lib/loadgen.ts: the same callers run throughout, and only
+ * transactions that end within the window count.
  */
 import { TransactionalProducerPool, createConfluentProducerFactory } from '../../src/index.js';
+import { sleep } from './stats.js';
 import { errorKind, percentile, records, seedTransaction, type RunResult } from './work.js';
 
 export interface LibrarySpec {
@@ -17,8 +20,14 @@ export interface LibrarySpec {
   prefix: string;
   concurrency: number;
   records: number;
+  /** The measured window. */
   seconds: number;
   poolSize?: number;
+  /** Seconds of the same load before the window (discarded), extended until every caller has finished a transaction, up to warmupMaxSeconds. */
+  warmupSeconds?: number;
+  warmupMaxSeconds?: number;
+  /** After the window, how long transactions in flight may take to end (default 60 s). */
+  drainSeconds?: number;
 }
 
 async function main(): Promise<void> {
@@ -41,38 +50,89 @@ async function main(): Promise<void> {
     one = (i) => seedTransaction(spec.bootstrap, spec.prefix, records(spec.topic, spec.records, `s${i}`));
   }
 
+  const warmup = spec.warmupSeconds ?? 0;
+  const warmupMax = warmup > 0 ? Math.max(warmup, spec.warmupMaxSeconds ?? warmup) : 0;
+  let phase: 'warmup' | 'window' | 'drain' = warmupMax > 0 ? 'warmup' : 'window';
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   let next = 0;
-  const started = performance.now();
-  const deadline = started + spec.seconds * 1000;
-  await Promise.all(
-    Array.from({ length: spec.concurrency }, async () => {
-      while (performance.now() < deadline) {
+  let sent = 0;
+  let started = 0;
+  let settled = 0;
+  let warmupAnswers = 0;
+  const callers = Array.from({ length: spec.concurrency }, () => ({ sentAt: undefined as number | undefined, answered: false, answeredInWindow: false }));
+  const loops = Promise.all(
+    callers.map(async (c) => {
+      while (phase !== 'drain') {
         const i = next++;
         const t = performance.now();
+        c.sentAt = t;
+        started++;
+        if (phase === 'window') sent++;
+        let error: unknown;
+        let failed = false;
         try {
           await one(i);
-          latencies.push(performance.now() - t);
-        } catch (error) {
+        } catch (e) {
+          failed = true;
+          error = e;
+        }
+        c.sentAt = undefined;
+        c.answered = true;
+        settled++;
+        if (phase === 'warmup') warmupAnswers++;
+        if (phase !== 'window') continue;
+        c.answeredInWindow = true;
+        if (failed) {
           const kind = errorKind(error);
           errors[kind] = (errors[kind] ?? 0) + 1;
+        } else {
+          latencies.push(performance.now() - t);
         }
       }
     }),
   );
-  const seconds = (performance.now() - started) / 1000;
-  await close();
+
+  const begun = performance.now();
+  const elapsed = () => (performance.now() - begun) / 1000;
+  while (phase === 'warmup') {
+    await sleep(100);
+    if (elapsed() >= warmupMax || (elapsed() >= warmup && callers.every((c) => c.answered))) phase = 'window';
+  }
+  const warmupSeconds = elapsed();
+  const coldAtWindow = callers.filter((c) => !c.answered).length;
+  const windowStart = performance.now();
+  await sleep(spec.seconds * 1000);
+  const windowEnd = performance.now();
+  phase = 'drain';
+  const inFlight = callers.filter((c) => c.sentAt !== undefined);
+  const unfinishedOldestMs = inFlight.length === 0 ? 0 : Math.max(...inFlight.map((c) => windowEnd - c.sentAt!));
+  const silent = callers.filter((c) => !c.answeredInWindow).length;
+
+  let timer: NodeJS.Timeout | undefined;
+  const drained = await Promise.race([loops.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), (spec.drainSeconds ?? 60) * 1000)))]);
+  clearTimeout(timer);
+  if (drained) await close();
   latencies.sort((a, b) => a - b);
   const out: RunResult = {
-    seconds,
+    seconds: (windowEnd - windowStart) / 1000,
     ok: latencies.length,
     errors,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     p999: percentile(latencies, 99.9),
+    sent,
+    unfinished: inFlight.length,
+    unfinishedOldestMs,
+    neverAnswered: started - settled,
+    silent,
+    warmupSeconds,
+    warmupAnswers,
+    coldAtWindow,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
+  // Transactions that never ended hold the event loop (and the pool's close) forever.
+  if (!drained) process.exit(0);
 }
 
 await main();

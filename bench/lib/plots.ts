@@ -54,3 +54,37 @@ export function barSpec(title: string, xTitle: string, rows: Array<{ mode: strin
     },
   };
 }
+
+export interface SeriesRow {
+  /** The line, e.g. the service measured. */
+  series: string;
+  /** The panel, e.g. "transactional ids on the coordinator". */
+  metric: string;
+  minutes: number;
+  value: number;
+}
+
+/** Small multiples over time: one panel per metric (each with its own y scale, in `metrics` order), one line per series. */
+export function timeSeriesSpec(title: string, rows: SeriesRow[], metrics: string[]): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    background: 'white',
+    data: { values: rows.filter((r) => Number.isFinite(r.value)) },
+    facet: {
+      row: { field: 'metric', type: 'nominal', sort: metrics, title: null, header: { labelAngle: 0, labelOrient: 'top', labelAnchor: 'start', labelFontSize: 12, labelLimit: 500 } },
+    },
+    spec: {
+      width: 560,
+      height: 120,
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'minutes', type: 'quantitative', title: 'minutes under load' },
+        y: { field: 'value', type: 'quantitative', title: null },
+        color: { field: 'series', type: 'nominal', title: 'service', legend: { labelLimit: 400, orient: 'top' } },
+        tooltip: [{ field: 'series' }, { field: 'metric' }, { field: 'minutes', format: '.2f' }, { field: 'value', format: '.1f' }],
+      },
+    },
+    resolve: { scale: { y: 'independent' } },
+  };
+}

@@ -44,13 +44,33 @@ export async function seedTransaction(bootstrap: string, prefix: string, batch: 
 
 /** What one measured run reports, as one JSON line: bench/lib/loadgen.ts over HTTP, bench/lib/library.ts in process. */
 export interface RunResult {
+  /** Length of the measured window (after the warm-up). */
   seconds: number;
+  /** 2xx answers (committed transactions) received within the window. */
   ok: number;
-  /** Failures by kind: non-2xx answers by status, transport errors and timeouts (loadgen); errorKind() (library). */
+  /** Failures by kind within the window: non-2xx answers by status, transport errors and timeouts (loadgen); errorKind() (library). */
   errors: Record<string, number>;
+  /** Latency of the answers received within the window, ms. */
   p50: number;
   p99: number;
   p999: number;
+  /** Requests (transactions) started within the window. */
+  sent?: number;
+  /**
+   * Started and not answered when the window closed: neither in ok nor in errors. A closed loop
+   * always has about one per connection; their age (unfinishedOldestMs) tells a stuck point.
+   */
+  unfinished?: number;
+  unfinishedOldestMs?: number;
+  /** Started during the whole run (warm-up included) and never answered: timeouts, dropped connections, still waiting when the drain gave up. */
+  neverAnswered?: number;
+  /** Connections (callers) that got no answer at all within the window. */
+  silent?: number;
+  /** Seconds of the same load before the window, on the same connections (discarded), and the answers it got. */
+  warmupSeconds?: number;
+  warmupAnswers?: number;
+  /** Connections still without any answer when the warm-up reached its cap. */
+  coldAtWindow?: number;
 }
 
 /**
@@ -80,6 +100,4 @@ export function errorKind(error: unknown): string {
   return String(error);
 }
 
-export function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
+export { percentile } from './stats.js';

@@ -23,6 +23,7 @@ import {
 } from './defaults.js';
 
 import type { KafkaProps } from '../kafka/props.js';
+import { otlpTracesUrl } from './tracing.js';
 
 export interface GatewayConfig {
   /** librdkafka client properties: bootstrap.servers plus any TLS/SASL/tuning passthrough. */
@@ -51,6 +52,11 @@ export interface GatewayConfig {
    */
   startTimeoutMs?: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /**
+   * Tracing: spans go over OTLP/HTTP to `otlpEndpoint` (the full traces URL). Unset, OpenTelemetry's
+   * own environment variables decide (src/gateway/tracing.ts); with neither, tracing is off.
+   */
+  tracing?: { otlpEndpoint?: string | undefined };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -151,6 +157,10 @@ export function addGatewayOptions(cmd: Command): Command {
       .default(DEFAULT_START_TIMEOUT_MS, '300000 (5 min)'),
     new Option('--shutdown-timeout-ms <ms>', 'on SIGTERM/SIGINT: how long in-flight transactions may take to finish').env('TXGATE_SHUTDOWN_TIMEOUT_MS').argParser(integer(0)).default(30_000),
     new Option('--log-level <level>', 'log level').env('TXGATE_LOG_LEVEL').choices([...LOG_LEVELS]).default('info'),
+    new Option(
+      '--otlp-endpoint <url>',
+      'trace requests and export the spans over OTLP/HTTP to this collector URL (e.g. http://collector:4318; /v1/traces is added to a bare address); OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables work too',
+    ).env('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'),
   ];
   for (const option of options) cmd.addOption(option);
   return cmd;
@@ -187,6 +197,7 @@ export interface GatewayOptionValues {
   shutdownTimeoutMs?: number;
   startTimeoutMs?: number;
   logLevel?: string;
+  otlpEndpoint?: string;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9._-]+$/;
@@ -270,6 +281,7 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
 
   const logLevel = (values.logLevel ?? 'info') as GatewayConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigurationError(`--log-level / TXGATE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const otlpEndpoint = values.otlpEndpoint?.trim() ? otlpTracesUrl(values.otlpEndpoint) : undefined;
   const idempotencyTopic = values.idempotencyTopic ?? DEFAULT_IDEMPOTENCY_TOPIC;
   if (!/^[a-zA-Z0-9._-]{1,249}$/.test(idempotencyTopic)) throw new ConfigurationError(`--idempotency-topic "${idempotencyTopic}" is not a valid Kafka topic name`);
   const idempotencyRetentionMs = values.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS;
@@ -307,5 +319,6 @@ export function resolveGatewayConfig(values: GatewayOptionValues): GatewayConfig
     shutdownTimeoutMs: values.shutdownTimeoutMs ?? 30_000,
     startTimeoutMs: values.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
     logLevel,
+    tracing: { otlpEndpoint },
   };
 }

@@ -22,6 +22,9 @@ export const DEFAULT_MAX_BATCH_REQUESTS = 1024;
 export const DEFAULT_MAX_BATCH_RECORDS = 10_000;
 export const DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
+/** Tracing (when configured): the service.name of the gateway's spans, unless OTEL_SERVICE_NAME says otherwise. */
+export const DEFAULT_TRACING_SERVICE_NAME = 'txgate';
+
 /** How long a transaction waits for a free producer before 503, and one commit call before it is retried. */
 export const DEFAULT_ACQUIRE_TIMEOUT_MS = 10_000;
 export const DEFAULT_COMMIT_TIMEOUT_MS = 10_000;

@@ -25,6 +25,8 @@ import { DEFAULT_START_TIMEOUT_MS } from './defaults.js';
 import { describeError, GatewayStartError, retryStep, StartupTracker, type StartContext, type StartupStatus } from './startup.js';
 import { createKafkaTopicMetadataSource } from '../kafka/topic-metadata.js';
 import { TopicCatalog, type TopicMetadataSource } from './service/topic-catalog.js';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
+import { startTracing } from './tracing.js';
 
 /** What the gateway needs of its transaction service: TransactionService, or a test's stand-in. */
 export interface StartableService extends GatewayService {
@@ -41,6 +43,8 @@ export interface StartGatewayOptions {
   /** Replaces the TransactionService (tests without a broker); `pool` lends from the started pool. */
   service?: (pool: TransactionRunner) => StartableService;
   version?: string;
+  /** Tracing on, with spans handed to this exporter as they end (tests: an InMemorySpanExporter), besides any configured one. */
+  spanExporter?: SpanExporter;
   /**
    * Default true: resolve once the gateway is ready, reject when start-up gives up (the gateway
    * has then closed itself). false: resolve as soon as the listener is up, so that the caller can
@@ -109,6 +113,14 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     if (!app) throw new Error('logger used before the gateway was built');
     return app.log;
   };
+  // Before anything makes spans. Off (undefined) unless configured: nothing is loaded or registered then.
+  const tracing = await startTracing(config.tracing ?? {}, {
+    ...(options.spanExporter ? { exporter: options.spanExporter } : {}),
+    serviceVersion: options.version ?? '0.1.0',
+    instanceId: config.pool.instanceId,
+    maxLinksPerSpan: config.groupCommit.maxBatchRequests,
+    logger: { warn: (obj, msg) => app?.log.warn(obj, msg) },
+  });
 
   const producerFactory = options.producerFactory ?? createConfluentProducerFactory(config.kafka);
   // A pool whose start failed has closed itself for good: each retry makes a new one (same ids).
@@ -177,6 +189,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     await pool.close({ timeoutMs: 5_000 }).catch(() => {});
     await topics.close().catch(() => {});
     await built.close().catch(() => {});
+    await tracing?.shutdown(1_000);
     throw err;
   }
   const address = built.server.address();
@@ -184,6 +197,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
   const url = `http://${host}:${port}`;
   built.log.info({ url, startTimeoutMs }, 'txgate gateway listening; starting up (GET /readyz tells how far)');
+  if (tracing) built.log.info({ exporters: tracing.description }, 'tracing POST /v1/transactions');
 
   const stopStartup = new AbortController();
   const ctx = tracker.context(stopStartup.signal, { warn: (obj, msg) => built.log.warn(obj, msg) });
@@ -242,6 +256,9 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       step = 'closing the metadata client';
       await topics.close().catch(() => {});
       if (!inTime) await httpClosed.catch(() => {});
+      // Last, so that the spans of the requests drained above are exported too.
+      step = 'exporting the last spans';
+      await tracing?.shutdown(Math.max(remaining(), 1_000));
       step = 'stopped';
       built.log.info({ clean }, 'gateway stopped');
       return clean;

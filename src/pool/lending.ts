@@ -2,6 +2,7 @@
  * Lending slots to callers: an idle slot at once, otherwise a place in the bounded FIFO line
  * (WaitQueue); and taking a healthy slot back, to the longest waiter or to the idle list.
  */
+import { SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { AcquireAbortedError, PoolClosedError } from '../errors.js';
 import type { PoolContext } from './context.js';
 import type { Slot } from './slot.js';
@@ -34,13 +35,24 @@ export class Lending {
     const since = Date.now();
     let slot = ctx.slots.takeIdle();
     if (!slot) {
+      // A span for the wait, only inside a caller's recorded trace (OpenTelemetry API only: a no-op
+      // without an SDK); taking an idle producer is instant and gets none.
+      const parent = context.active();
+      const span = trace.getSpan(parent)?.isRecording()
+        ? trace.getTracer('txgate').startSpan('txgate.pool.acquire', { attributes: { 'txgate.pool.waiting': this.waiters.length } }, parent)
+        : undefined;
       try {
         // Whoever serves this waiter has already moved the slot to busy.
         slot = await this.waiters.wait(options.acquireTimeoutMs ?? ctx.options.acquireTimeoutMs, options.signal);
+        span?.setAttributes({ 'txgate.producer.slot': slot.index, 'txgate.transactional_id': slot.transactionalId });
       } catch (error) {
         const code = (error as { code?: string }).code;
         this.reject(code === 'TXGATE_POOL_SATURATED' ? 'saturated' : code === 'TXGATE_ACQUIRE_TIMEOUT' ? 'timeout' : code === 'TXGATE_POOL_CLOSED' ? 'closed' : 'aborted');
+        span?.setAttribute('error.type', code ?? 'Error');
+        span?.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
         throw error;
+      } finally {
+        span?.end();
       }
     }
     slot.force = new AbortController();

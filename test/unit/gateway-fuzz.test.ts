@@ -327,7 +327,7 @@ const otherArb: fc.Arbitrary<FuzzRequest> = fc
   .record({
     method: fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'),
     path: fc.oneof(
-      fc.constantFrom('/healthz', '/readyz', '/metrics', '/openapi.json', '/v1/transactions'),
+      fc.constantFrom('/healthz', '/readyz', '/metrics', '/openapi.json', '/', '/dashboard', '/v1/transactions'),
       fc.constantFrom('/', '/v1', '/v1/transactions/', '/V1/transactions', '/v2/transactions', '/v1/%zz', '/%ff', '/..%2f..%2fetc', '//healthz', '/healthz?x=%00'),
       fc.webPath().map((p) => (p.startsWith('/') ? p : `/${p}`)),
     ),
@@ -338,11 +338,11 @@ const otherArb: fc.Arbitrary<FuzzRequest> = fc
     const headers: Record<string, string> = {};
     if (auth.header !== undefined) headers['authorization'] = auth.header;
     let expect: Expectation | undefined;
-    const open = ['/healthz', '/readyz', '/metrics', '/openapi.json'].includes(path);
+    const open = ['/healthz', '/readyz', '/metrics', '/openapi.json', '/', '/dashboard'].includes(path);
     if (open && (method === 'GET' || method === 'HEAD')) expect = { status: 200 };
     else if (open && body === undefined) expect = { status: 405, code: 'TXGATE_METHOD_NOT_ALLOWED' };
     else if (path === '/v1/transactions' && method !== 'POST' && body === undefined) expect = { status: 405, code: 'TXGATE_METHOD_NOT_ALLOWED' };
-    else if (['/', '/v1', '/v1/transactions/', '/V1/transactions', '/v2/transactions'].includes(path) && body === undefined) expect = { status: 404, code: 'TXGATE_NOT_FOUND' };
+    else if (['/v1', '/v1/transactions/', '/V1/transactions', '/v2/transactions'].includes(path) && body === undefined) expect = { status: 404, code: 'TXGATE_NOT_FOUND' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     return { kind: `${method} ${open ? path : 'other path'}`, method, path, headers, ...(body !== undefined ? { body: Buffer.from(body) } : {}), ...(expect ? { expect } : {}) };
   });

@@ -13,10 +13,12 @@
  * resubmitted. Who is to blame for what is decided in blame.ts.
  */
 import { AcquireAbortedError, PoolClosedError, TransactionAbortedError, TransactionOutcomeUnknownError } from '../../errors.js';
+import { context, type Span } from '@opentelemetry/api';
 import type { OutgoingRecord, RecordMetadata } from '../../pool/producer-port.js';
 import type { Transaction, TransactionResult } from '../../pool/types.js';
 import { DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BATCH_REQUESTS } from '../defaults.js';
 import { judgeAttempt, type Disposition } from './blame.js';
+import { endTransaction, endWait, memberTrace, startTransaction, startWait, waitContext, type MemberTrace } from './batch-tracing.js';
 import { callHook, recordSize, sendOne, settle, type Settling } from './deliveries.js';
 import type { BatchParticipant, TransactionRunner } from './participant.js';
 
@@ -58,10 +60,16 @@ interface Item {
   timeoutRetries: number;
   /** Bytes of its records (keys, values, headers). */
   bytes: number;
+  /** The request's span (when traced) and its current wait span. */
+  trace: MemberTrace | undefined;
 }
 
 
+let batchIds = 0;
+
 class Batch {
+  /** Names the batch in traces (its members' spans are in different traces). */
+  readonly id = ++batchIds;
   readonly items: Item[] = [];
   records = 0;
   bytes = 0;
@@ -69,6 +77,8 @@ class Batch {
   readonly controller = new AbortController();
   /** Set by the work when it throws on purpose: what to do with each item after the abort. */
   dispositions: Map<Item, Disposition> | undefined;
+  /** Its Kafka transaction's span, from the start of the work to the commit or abort. */
+  span: Span | undefined;
   constructor(readonly solo: boolean) {}
 }
 
@@ -100,6 +110,7 @@ export class GroupCommitter {
   private pending = 0;
   private closed = false;
   private drained: (() => void) | undefined;
+  private drainedPromise: Promise<void> | undefined;
   private readonly counters = { transactions: 0, requests: 0, batchedRequests: 0 };
 
   constructor(opts: GroupCommitOptions) {
@@ -123,6 +134,7 @@ export class GroupCommitter {
           resolve(records);
         },
         reject: (err) => {
+          endWait(item.trace, err);
           this.settled(item);
           reject(err);
         },
@@ -131,6 +143,7 @@ export class GroupCommitter {
         bytes: req.records.reduce((n, r) => n + recordSize(r), 0),
         purgeRetries: 0,
         timeoutRetries: 0,
+        trace: memberTrace(),
       };
       this.enqueue(item);
     });
@@ -148,7 +161,8 @@ export class GroupCommitter {
   async close(opts: { timeoutMs?: number } = {}): Promise<void> {
     this.closed = true;
     if (this.pending === 0) return;
-    const drained = new Promise<void>((resolve) => (this.drained = resolve));
+    // One promise for every close() call: a second call must not orphan the first one's wait.
+    const drained = (this.drainedPromise ??= new Promise<void>((resolve) => (this.drained = resolve)));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), opts.timeoutMs ?? 30_000);
@@ -198,6 +212,7 @@ export class GroupCommitter {
   }
 
   private add(batch: Batch, item: Item): void {
+    if (item.trace) startWait(item.trace, batch.id, batch.items.length === 0 && !batch.started);
     batch.items.push(item);
     batch.records += item.req.records.length;
     batch.bytes += item.bytes;
@@ -237,8 +252,10 @@ export class GroupCommitter {
   private start(batch: Batch): void {
     this.waiting.add(batch);
     let result: Promise<TransactionResult<RecordMetadata[][]>>;
+    const run = () => this.pool.run((tx) => this.work(batch, tx), { signal: batch.controller.signal });
     try {
-      result = this.pool.run((tx) => this.work(batch, tx), { signal: batch.controller.signal });
+      const waiting = waitContext(batch.items[0]?.trace);
+      result = waiting ? context.with(waiting, run) : run();
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -261,6 +278,10 @@ export class GroupCommitter {
     // Every caller left between the pool's hand-over and now: send nothing (the pool then
     // commits nothing, and counts no abort).
     if (items.length === 0) return [];
+    batch.span = startTransaction(
+      items.map((item) => item.trace),
+      { batchId: batch.id, records: batch.records, bytes: batch.bytes, transactionalId: tx.transactionalId, slot: tx.slot },
+    );
 
     // Participants first, so that their records (the idempotency claims) lead the transaction,
     // and their checks done before any data goes out: a claim check waits for a consumer round
@@ -305,6 +326,7 @@ export class GroupCommitter {
   private onCommitted(batch: Batch, res: TransactionResult<RecordMetadata[][]>): void {
     this.running.delete(batch);
     this.waiting.delete(batch);
+    endTransaction(batch.span);
     const items = batch.items;
     if (items.length === 0) return;
     this.counters.transactions++;
@@ -326,8 +348,9 @@ export class GroupCommitter {
     this.waiting.delete(batch);
     if (this.open === batch) this.open = undefined;
     const items = batch.items.splice(0);
-    if (items.length === 0) return;
     const dispositions = batch.dispositions;
+    endTransaction(batch.span, { error: err, ...(dispositions ? { poisoned: poisonCounts(dispositions) } : {}) });
+    if (items.length === 0) return;
     // The pool reports our own throw as an abort; an unknown outcome (the abort itself failed)
     // leaves every request unknown, as the pool says.
     const certainlyAborted = batch.started && !(err instanceof TransactionOutcomeUnknownError);
@@ -343,6 +366,8 @@ export class GroupCommitter {
       const d = dispositions.get(item) ?? { kind: 'retry' };
       if (d.kind === 'fail') item.reject(d.error);
       else if (d.kind === 'retry-alone') this.requeue(item, true);
+      // A caller that left while this attempt ran is not run again: requeue refuses it.
+      else if (item.req.signal?.aborted) this.requeue(item, false);
       else retry.push(item);
     }
     // Survivors already waited once: they go into the batch that is next to run, ahead of newer arrivals.
@@ -380,3 +405,9 @@ export class GroupCommitter {
   }
 }
 
+/** For the transaction span of a poisoned batch: requests failed, and requests sent back to run again. */
+function poisonCounts(dispositions: Map<Item, Disposition>): { failed: number; retried: number } {
+  let failed = 0;
+  for (const d of dispositions.values()) if (d.kind === 'fail') failed++;
+  return { failed, retried: dispositions.size - failed };
+}

@@ -12,6 +12,7 @@ import { DEFAULT_GATEWAY_LIMITS, DEFAULT_IDEMPOTENCY_TOPIC, MAX_HEADER_BYTES, ty
 import { KafkaReachability } from '../service/kafka-reachability.js';
 import { ApiKeyAuthenticator } from './auth.js';
 import { answerClientError, checkingInterval, registerConnectionGuards } from './client-errors.js';
+import { registerDashboard } from './dashboard/dashboard.js';
 import { GatewayState, type GatewayContext, type GatewayDeps, type GatewayPart } from './context.js';
 import { answerFrameworkError, registerErrorHandler } from './error-handler.js';
 import { registerJsonBody } from './json-body.js';
@@ -21,6 +22,7 @@ import { registerProblemPages } from './problem-pages.js';
 import { registerRequestHooks } from './request-hooks.js';
 import { registerOperationsRoutes } from './routes/operations.js';
 import { registerTransactionRoutes } from './routes/transactions.js';
+import { registerTracing } from './tracing.js';
 
 export { GatewayState, type GatewayDeps, type GatewayService } from './context.js';
 export { RETRY_AFTER_KAFKA_UNAVAILABLE_S, RETRY_AFTER_SATURATED_S, RETRY_AFTER_SHUTTING_DOWN_S, RETRY_AFTER_STARTING_S } from './error-mapping.js';
@@ -30,6 +32,7 @@ export { RETRY_AFTER_KAFKA_UNAVAILABLE_S, RETRY_AFTER_SATURATED_S, RETRY_AFTER_S
  * Hooks and handlers come before the routes (not-found collects each route's methods as it is added).
  */
 const GATEWAY_PARTS: readonly GatewayPart[] = [
+  registerTracing, // the span of each POST /v1/transactions, first so that it covers every other hook
   registerJsonBody, // application/json bodies, UTF-8, exact numbers
   registerConnectionGuards, // CONNECT, Expect, lingering close of unread bodies
   registerRequestHooks, // pipelining order, Host, draining and starting refusals, logs and metrics
@@ -38,6 +41,7 @@ const GATEWAY_PARTS: readonly GatewayPart[] = [
   registerProblemPages, // GET /problems[/:slug]
   registerTransactionRoutes, // POST /v1/transactions
   registerOperationsRoutes, // /healthz, /readyz, /metrics, /openapi.json
+  registerDashboard, // GET / and /dashboard (the live page), GET /v1/stats
 ];
 
 export function buildGateway(deps: GatewayDeps): FastifyInstance {

@@ -13,6 +13,7 @@ import {
   plainSchema,
 } from './schemas.js';
 import type { RecordLimits } from '../defaults.js';
+import { StatsSchema } from './dashboard/schema.js';
 
 export interface OpenApiOptions {
   version: string;
@@ -90,6 +91,30 @@ export function buildOpenApiDocument(opts: OpenApiOptions): Record<string, unkno
           ...(opts.authEnabled ? { security: [{ bearerAuth: [] }] } : {}),
         },
       },
+      '/v1/stats': {
+        get: {
+          operationId: 'stats',
+          summary: "The dashboard's live figures: pool slots, transactions by outcome, latency, errors by code",
+          description:
+            'What the dashboard at GET /dashboard (and GET /) polls once a second: cumulative totals, the state of every producer, and per-second intervals of the last 10 minutes. With API keys on, it needs a key, like POST /v1/transactions; it never names topics.',
+          parameters: [
+            {
+              name: 'since',
+              in: 'query',
+              required: false,
+              description: 'The lastSeq of an earlier answer: only newer intervals are listed (all kept ones without it).',
+              schema: { type: 'string', pattern: '^[0-9]{1,15}$' },
+            },
+          ],
+          responses: {
+            '200': { description: 'The figures now.', content: { 'application/json': { schema: ref('Stats') } } },
+            '400': problemResponse('`since` is not a non-negative integer.', ['TXGATE_INVALID_REQUEST']),
+            '401': problemResponse('No valid API key (only when API keys are configured).', ['TXGATE_UNAUTHORIZED']),
+            '503': problemResponse('The gateway is starting or shutting down.', ['TXGATE_NOT_READY', 'TXGATE_SHUTTING_DOWN'], true),
+          },
+          ...(opts.authEnabled ? { security: [{ bearerAuth: [] }] } : {}),
+        },
+      },
       '/healthz': {
         get: {
           operationId: 'health',
@@ -139,6 +164,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions): Record<string, unkno
         },
         Health: plainSchema(HealthSchema),
         Ready: plainSchema(ReadySchema),
+        Stats: plainSchema(StatsSchema),
       },
       ...(opts.authEnabled ? { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key configured with --api-keys / TXGATE_API_KEYS.' } } } : {}),
     },
