@@ -85,6 +85,21 @@ export function buildOpenApiDocument(opts: OpenApiOptions): Record<string, unkno
                 'Makes retries safe: the same key and body return the first outcome again (with Idempotent-Replayed: true) and write nothing new. 1 to 255 printable ASCII characters.',
               schema: { type: 'string', pattern: IDEMPOTENCY_KEY_PATTERN, minLength: 1, maxLength: 255 },
             },
+            {
+              name: 'traceparent',
+              in: 'header',
+              required: false,
+              description:
+                "W3C Trace Context: the request's span continues this trace, and every record written gets traceparent (and tracestate) headers for its consumers, unless the record already carries its own.",
+              schema: { type: 'string' },
+            },
+            {
+              name: 'tracestate',
+              in: 'header',
+              required: false,
+              description: 'W3C Trace Context vendor state, carried along with traceparent.',
+              schema: { type: 'string' },
+            },
           ],
           requestBody: { required: true, content: { 'application/json': { schema: ref('TransactionRequest') } } },
           responses: transactionResponses,
