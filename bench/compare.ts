@@ -98,8 +98,11 @@ const NARROWED = ['connections', 'records', 'warmup', 'modes'].some((o) => optio
 const GATEWAY_POOL = 8;
 const PARTITIONS = 6;
 
-/** One measured point. `connections` is the autocannon connections, library callers, or Java producers. */
-interface Point {
+/**
+ * One measured point. `connections` is the autocannon connections, library callers, or Java
+ * producers; the window's bookkeeping (sent, unfinished, warm-up) is RunResult's.
+ */
+interface Point extends Pick<RunResult, 'sent' | 'unfinished' | 'unfinishedOldestMs' | 'neverAnswered' | 'silent' | 'warmupSeconds' | 'warmupAnswers' | 'coldAtWindow'> {
   mode: string;
   kind: 'http' | 'library' | 'java';
   /** Transaction protocol the client speaks (KIP-890 v2 or the classic v1); none for the ceiling. */
@@ -114,19 +117,6 @@ interface Point {
   p99: number;
   p999: number;
   errors: Record<string, number>;
-  /** Started within the window (HTTP and library modes). */
-  sent?: number;
-  /** In flight when the window closed (in neither ok nor errors), and the age of the oldest of them. */
-  unfinished?: number;
-  unfinishedOldestMs?: number;
-  /** Never answered during the whole run: timeouts, dropped connections, still waiting when the drain gave up. */
-  neverAnswered?: number;
-  /** Connections (callers) without a single answer within the window. */
-  silent?: number;
-  /** The warm-up this point ran before its window, and the connections still cold when it hit its cap. */
-  warmupSeconds?: number;
-  warmupAnswers?: number;
-  coldAtWindow?: number;
   peakRssMiB: number;
   /** Prefix of the transactional ids this point used; counted on the coordinator at the end. */
   idPrefix?: string;

@@ -22,7 +22,7 @@ import { checkLoad, runLoad, verdictLine } from '../src/verify/index.js';
 import { listTransactions } from '../src/verify/transactions.js';
 import { freePort, GatewayProcess } from '../test/support/gateway-process.js';
 import { procStatusMiB } from '../test/support/proc.js';
-import { renderSoakReport, writeSoakReport } from './lib/soak-report.js';
+import { renderSoakReport, writeSoakReport, type SoakSample } from './lib/soak-report.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,19 +41,7 @@ const retentionMs = Number(values['retention-minutes']) * 60_000;
 const sampleMs = Number(values['sample-seconds']) * 1000;
 const ID_PREFIX = 'txgate-soak';
 
-interface Sample {
-  atS: number;
-  rssMiB: number;
-  heapUsedMiB: number;
-  openFds: number;
-  eventLoopP99Ms: number;
-  poolBusy: number;
-  poolReplacing: number;
-  poolWaiting: number;
-  idempotencyKeys: number;
-  acknowledged: number;
-  coordinatorIds?: number;
-}
+type Sample = SoakSample;
 
 /** The value of a metric family (summed over its series) in Prometheus text. */
 function metric(text: string, name: string): number {

@@ -10,7 +10,7 @@
  * transactions that end within the window count.
  */
 import { TransactionalProducerPool, createConfluentProducerFactory } from '../../src/index.js';
-import { sleep } from './stats.js';
+import { LoadPhases } from './phases.js';
 import { errorKind, percentile, records, seedTransaction, type RunResult } from './work.js';
 
 export interface LibrarySpec {
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
 
   const warmup = spec.warmupSeconds ?? 0;
   const warmupMax = warmup > 0 ? Math.max(warmup, spec.warmupMaxSeconds ?? warmup) : 0;
-  let phase: 'warmup' | 'window' | 'drain' = warmupMax > 0 ? 'warmup' : 'window';
+  const phases = new LoadPhases(warmup, warmupMax);
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   let next = 0;
@@ -63,12 +63,12 @@ async function main(): Promise<void> {
   const callers = Array.from({ length: spec.concurrency }, () => ({ sentAt: undefined as number | undefined, answered: false, answeredInWindow: false }));
   const loops = Promise.all(
     callers.map(async (c) => {
-      while (phase !== 'drain') {
+      while (phases.phase !== 'drain') {
         const i = next++;
         const t = performance.now();
         c.sentAt = t;
         started++;
-        if (phase === 'window') sent++;
+        if (phases.phase === 'window') sent++;
         let error: unknown;
         let failed = false;
         try {
@@ -80,8 +80,8 @@ async function main(): Promise<void> {
         c.sentAt = undefined;
         c.answered = true;
         settled++;
-        if (phase === 'warmup') warmupAnswers++;
-        if (phase !== 'window') continue;
+        if (phases.phase === 'warmup') warmupAnswers++;
+        if (phases.phase !== 'window') continue;
         c.answeredInWindow = true;
         if (failed) {
           const kind = errorKind(error);
@@ -93,21 +93,7 @@ async function main(): Promise<void> {
     }),
   );
 
-  const begun = performance.now();
-  const elapsed = () => (performance.now() - begun) / 1000;
-  while (phase === 'warmup') {
-    await sleep(100);
-    if (elapsed() >= warmupMax || (elapsed() >= warmup && callers.every((c) => c.answered))) phase = 'window';
-  }
-  const warmupSeconds = elapsed();
-  const coldAtWindow = callers.filter((c) => !c.answered).length;
-  const windowStart = performance.now();
-  await sleep(spec.seconds * 1000);
-  const windowEnd = performance.now();
-  phase = 'drain';
-  const inFlight = callers.filter((c) => c.sentAt !== undefined);
-  const unfinishedOldestMs = inFlight.length === 0 ? 0 : Math.max(...inFlight.map((c) => windowEnd - c.sentAt!));
-  const silent = callers.filter((c) => !c.answeredInWindow).length;
+  const { warmupSeconds, coldAtWindow, windowStart, windowEnd, unfinished, unfinishedOldestMs, silent } = await phases.measure(callers, spec.seconds);
 
   let timer: NodeJS.Timeout | undefined;
   const drained = await Promise.race([loops.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), (spec.drainSeconds ?? 60) * 1000)))]);
@@ -122,7 +108,7 @@ async function main(): Promise<void> {
     p99: percentile(latencies, 99),
     p999: percentile(latencies, 99.9),
     sent,
-    unfinished: inFlight.length,
+    unfinished,
     unfinishedOldestMs,
     neverAnswered: started - settled,
     silent,

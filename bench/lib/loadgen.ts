@@ -9,7 +9,8 @@
  * would be cold again on new ones. Only answers received within the window are counted.
  */
 import { autocannon, type AutocannonClient, type AutocannonRequest } from './autocannon.js';
-import { percentile, sleep } from './stats.js';
+import { LoadPhases } from './phases.js';
+import { percentile } from './stats.js';
 import type { RunResult } from './work.js';
 
 export interface LoadgenSpec {
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
   let seq = 0;
   const tag = `${process.pid}-${Date.now()}`;
 
-  let phase: 'warmup' | 'window' | 'drain' = warmupMax > 0 ? 'warmup' : 'window';
+  const phases = new LoadPhases(warmup, warmupMax);
   const conns: Conn[] = [];
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
         // went with its connection (timeout, connection error, server close) unanswered.
         c.sentAt = performance.now();
         run.sent++;
-        if (phase === 'window') sent++;
+        if (phases.phase === 'window') sent++;
       });
       client.on('response', (status: number, _bytes: number, ms: number) => {
         c.sentAt = undefined;
@@ -102,8 +103,8 @@ async function main(): Promise<void> {
         const good = status >= 200 && status < 300;
         if (good) run.ok++;
         else run.errors++;
-        if (phase === 'warmup') warmupAnswers++;
-        if (phase !== 'window') return;
+        if (phases.phase === 'warmup') warmupAnswers++;
+        if (phases.phase !== 'window') return;
         c.answeredInWindow = true;
         latencies.push(ms);
         if (good) ok++;
@@ -111,11 +112,11 @@ async function main(): Promise<void> {
       });
       client.on('timeout', () => {
         run.errors++;
-        if (phase === 'window') count('timeout');
+        if (phases.phase === 'window') count('timeout');
       });
       client.on('connError', () => {
         run.errors++;
-        if (phase === 'window') count('connection error');
+        if (phases.phase === 'window') count('connection error');
       });
     },
   });
@@ -127,22 +128,8 @@ async function main(): Promise<void> {
     ? setInterval(() => process.stdout.write(`${JSON.stringify({ progress: { t: elapsed(), ...run } })}\n`), spec.progressSeconds * 1000)
     : undefined;
 
-  // Warm-up: at least `warmup` seconds, and until every connection has had an answer (its
-  // server-side state exists), up to `warmupMax`. The same rule for every mode.
-  while (phase === 'warmup') {
-    await sleep(100);
-    if (elapsed() >= warmupMax || (elapsed() >= warmup && conns.every((c) => c.answered))) phase = 'window';
-  }
-  const warmupSeconds = elapsed();
-  const coldAtWindow = conns.filter((c) => !c.answered).length;
-
-  const windowStart = performance.now();
-  await sleep(spec.seconds * 1000);
-  const windowEnd = performance.now();
-  phase = 'drain';
-  const inFlight = conns.filter((c) => c.sentAt !== undefined);
-  const unfinishedOldestMs = inFlight.length === 0 ? 0 : Math.max(...inFlight.map((c) => windowEnd - c.sentAt!));
-  const silent = conns.filter((c) => !c.answeredInWindow).length;
+  // Warm-up and window: the same rule for every mode (phases.ts).
+  const { warmupSeconds, coldAtWindow, windowStart, windowEnd, unfinished, unfinishedOldestMs, silent } = await phases.measure(conns, spec.seconds);
 
   // Drain: each connection finishes its request in flight, then closes instead of sending another
   // (autocannon's per-connection request cap), so what never gets an answer is counted, not cut.
@@ -165,7 +152,7 @@ async function main(): Promise<void> {
     p99: percentile(latencies, 99),
     p999: percentile(latencies, 99.9),
     sent,
-    unfinished: inFlight.length,
+    unfinished,
     unfinishedOldestMs,
     neverAnswered: run.sent - run.answered,
     silent,

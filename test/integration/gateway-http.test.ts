@@ -13,25 +13,21 @@ import type { GatewayConfig } from '../../src/gateway/config.js';
 import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
 import { ConfluentTransactionalProducer, createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
 import type { ProducerFactory, TransactionalProducer } from '../../src/pool/producer-port.js';
+import { testGatewayConfig, type GatewayConfigOverrides } from '../support/gateway-config.js';
 
 const bootstrap = testBootstrap();
 const ADMIN = 'admin-token-0123456789abcdef';
 const LIMITED = 'limited-token-0123456789abcd';
 
-function config(over: Partial<Omit<GatewayConfig, 'pool'>> & { pool?: Partial<GatewayConfig['pool']> } = {}): GatewayConfig {
-  const { pool, ...rest } = over;
-  return {
+function config(over: GatewayConfigOverrides = {}): GatewayConfig {
+  return testGatewayConfig({
     kafka: { 'bootstrap.servers': bootstrap },
-    pool: { size: 2, maxWaiting: 64, acquireTimeoutMs: 10_000, instanceId: uniqueName('gw'), transactionalIdPrefix: 'txgate-http-test', ...pool },
-    http: { host: '127.0.0.1', port: 0, allowInsecureBind: false },
-    limits: DEFAULT_GATEWAY_LIMITS,
-    apiKeys: [],
-    groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000, maxBatchBytes: 16 * 1024 * 1024 },
     idempotencyTopic: uniqueName('idem'),
     shutdownTimeoutMs: 10_000,
     logLevel: 'error',
-    ...rest,
-  };
+    ...over,
+    pool: { acquireTimeoutMs: 10_000, instanceId: uniqueName('gw'), transactionalIdPrefix: 'txgate-http-test', ...over.pool },
+  });
 }
 
 interface Reply {

@@ -7,29 +7,25 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RdKafka } from '@confluentinc/kafka-javascript';
-import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
 import type { GatewayConfig } from '../../src/gateway/config.js';
 import { startGateway } from '../../src/gateway/server.js';
 import { freePort, GatewayProcess } from '../support/gateway-process.js';
 import { createTopics, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
+import { testGatewayConfig } from '../support/gateway-config.js';
 
 const bootstrap = testBootstrap();
 /** Start-up on a shared, busy 2-core machine: generous. */
 const READY_TIMEOUT_MS = 180_000;
 
 function config(idempotencyTopic: string): GatewayConfig {
-  return {
+  return testGatewayConfig({
     kafka: { 'bootstrap.servers': bootstrap },
-    pool: { size: 2, maxWaiting: 64, acquireTimeoutMs: 10_000, instanceId: uniqueName('startup'), transactionalIdPrefix: 'txgate-startup-test' },
-    http: { host: '127.0.0.1', port: 0, allowInsecureBind: false },
-    limits: DEFAULT_GATEWAY_LIMITS,
-    apiKeys: [],
-    groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000, maxBatchBytes: 16 * 1024 * 1024 },
+    pool: { acquireTimeoutMs: 10_000, instanceId: uniqueName('startup'), transactionalIdPrefix: 'txgate-startup-test' },
     idempotencyTopic,
     shutdownTimeoutMs: 10_000,
     startTimeoutMs: READY_TIMEOUT_MS,
     logLevel: 'error',
-  };
+  });
 }
 
 async function describeTopic(topic: string): Promise<RdKafka.TopicDescription> {

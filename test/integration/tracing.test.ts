@@ -11,26 +11,22 @@ import { ROOT_CONTEXT, trace, type TextMapGetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import type { GatewayConfig } from '../../src/gateway/config.js';
-import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
 import type { ProducerFactory } from '../../src/pool/producer-port.js';
 import { consumeAll, createTopics, testBootstrap, uniqueName, waitFor, type ConsumedRecord } from '../support/kafka.js';
+import { testGatewayConfig } from '../support/gateway-config.js';
 
 const bootstrap = testBootstrap();
 
 function config(): GatewayConfig {
-  return {
+  return testGatewayConfig({
     kafka: { 'bootstrap.servers': bootstrap },
-    pool: { size: 1, maxWaiting: 64, acquireTimeoutMs: 20_000, instanceId: uniqueName('gw'), transactionalIdPrefix: 'txgate-tracing-test' },
-    http: { host: '127.0.0.1', port: 0, allowInsecureBind: false },
-    limits: DEFAULT_GATEWAY_LIMITS,
-    apiKeys: [],
-    groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000, maxBatchBytes: 16 * 1024 * 1024 },
+    pool: { size: 1, acquireTimeoutMs: 20_000, instanceId: uniqueName('gw'), transactionalIdPrefix: 'txgate-tracing-test' },
     idempotencyTopic: uniqueName('idem'),
     shutdownTimeoutMs: 10_000,
     logLevel: 'error',
-  };
+  });
 }
 
 /** Real producers whose commit waits while the test holds the gate: requests pile up behind it. */

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PoolClosedError } from '../../src/errors.js';
-import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
 import type { GatewayConfig } from '../../src/gateway/config.js';
 import type { TransactionRunner } from '../../src/gateway/group-commit/participant.js';
 import { startGateway, type RunningGateway, type StartableService } from '../../src/gateway/server.js';
@@ -15,24 +14,13 @@ import { GatewayStartError, retryStep, StartupTracker, type StartContext } from 
 import { FakeCluster, kafkaErrors } from '../support/fake-producer.js';
 import { ON_FAKES, waitFor } from '../support/wait.js';
 import { memorySource } from '../support/gateway-stubs.js';
+import { testGatewayConfig } from '../support/gateway-config.js';
 
 const NOENT = () => Object.assign(new Error('Local: No such entry'), { code: -156 });
 const STEP = 'listing the end offsets of the idempotency topic';
 
 function config(over: Partial<GatewayConfig> = {}): GatewayConfig {
-  return {
-    kafka: { 'bootstrap.servers': '127.0.0.1:1' },
-    pool: { size: 2, maxWaiting: 64, acquireTimeoutMs: 5_000, instanceId: 'startup-unit', transactionalIdPrefix: 'txgate-startup' },
-    http: { host: '127.0.0.1', port: 0, allowInsecureBind: false },
-    limits: DEFAULT_GATEWAY_LIMITS,
-    apiKeys: [],
-    groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000, maxBatchBytes: 16 * 1024 * 1024 },
-    idempotencyTopic: 'txgate.idempotency',
-    shutdownTimeoutMs: 5_000,
-    logLevel: 'silent',
-    startTimeoutMs: 60_000,
-    ...over,
-  };
+  return testGatewayConfig({ pool: { instanceId: 'startup-unit', transactionalIdPrefix: 'txgate-startup' }, startTimeoutMs: 60_000, ...over });
 }
 
 /**

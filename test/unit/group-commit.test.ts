@@ -51,6 +51,9 @@ async function occupyProducer(cluster: FakeCluster, gc: GroupCommitter): Promise
   return { first, commits };
 }
 
+/** librdkafka's delivery timeout (message.timeout.ms), as a delivery report carries it. */
+const msgTimedOut = () => new KafkaClientError('Local: Message timed out', { code: -192, codeName: '_MSG_TIMED_OUT', fatal: false, retriable: false, txnRequiresAbort: false });
+
 describe('group commit', () => {
   it('runs a request alone and at once when a producer is free (no added delay)', async () => {
     const { cluster, gc } = await setup({ size: 2 });
@@ -201,7 +204,6 @@ describe('group commit', () => {
   it('runs batch-mates again without the request whose record timed out (a deleted topic), which fails aborted', async () => {
     const { cluster, gc } = await setup({ size: 1 });
     const { first, commits } = await occupyProducer(cluster, gc);
-    const msgTimedOut = () => new KafkaClientError('Local: Message timed out', { code: -192, codeName: '_MSG_TIMED_OUT', fatal: false, retriable: false, txnRequiresAbort: false });
     cluster.failNext('send', msgTimedOut, { where: (c) => c.record?.value?.toString() === 'gone', times: 100 });
     const a = gc.submit({ records: [rec('a')] });
     const gone = track(gc.submit({ records: [rec('ok'), rec('gone')] }));
@@ -220,7 +222,6 @@ describe('group commit', () => {
   it('fails the whole batch when every request timed out (the cluster, not a partition)', async () => {
     const { cluster, gc } = await setup({ size: 1 });
     const { first, commits } = await occupyProducer(cluster, gc);
-    const msgTimedOut = () => new KafkaClientError('Local: Message timed out', { code: -192, codeName: '_MSG_TIMED_OUT', fatal: false, retriable: false, txnRequiresAbort: false });
     cluster.failNext('send', msgTimedOut, { where: (c) => ['a', 'b'].includes(c.record?.value?.toString() ?? ''), times: 100 });
     const a = track(gc.submit({ records: [rec('a')] }));
     const b = track(gc.submit({ records: [rec('b')] }));

@@ -10,7 +10,6 @@ import { ProxyTracerProvider, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
 import { ConfigurationError } from '../../src/errors.js';
 import { addGatewayOptions, resolveGatewayConfig, type GatewayConfig } from '../../src/gateway/config.js';
-import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
 import { GroupCommitter } from '../../src/gateway/group-commit/group-commit.js';
 import { buildGateway } from '../../src/gateway/http/app.js';
 import { startGateway, type StartableService } from '../../src/gateway/server.js';
@@ -18,6 +17,7 @@ import { TopicCatalog } from '../../src/gateway/service/topic-catalog.js';
 import { otlpTracesUrl, startTracing, tracingPlan } from '../../src/gateway/tracing.js';
 import { FakeCluster } from '../support/fake-producer.js';
 import { memorySource, stubService } from '../support/gateway-stubs.js';
+import { testGatewayConfig } from '../support/gateway-config.js';
 
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 /** Keeps what it was given after shutdown (the in-memory exporter forgets it then). */
@@ -139,17 +139,7 @@ describe('the gateway', () => {
   it('traces with the exporter it is given and exports the last spans when it closes', async () => {
     const exporter = new KeepingExporter();
     const cluster = new FakeCluster();
-    const config: GatewayConfig = {
-      kafka: { 'bootstrap.servers': '127.0.0.1:1' },
-      pool: { size: 1, maxWaiting: 64, acquireTimeoutMs: 5_000, instanceId: 'tracing-unit', transactionalIdPrefix: 'txgate-tracing' },
-      http: { host: '127.0.0.1', port: 0, allowInsecureBind: false },
-      limits: DEFAULT_GATEWAY_LIMITS,
-      apiKeys: [],
-      groupCommit: { maxBatchRequests: 64, maxBatchRecords: 10_000, maxBatchBytes: 16 * 1024 * 1024 },
-      idempotencyTopic: 'txgate.idempotency',
-      shutdownTimeoutMs: 5_000,
-      logLevel: 'silent',
-    };
+    const config: GatewayConfig = testGatewayConfig({ pool: { size: 1, instanceId: 'tracing-unit', transactionalIdPrefix: 'txgate-tracing' } });
     const service = (pool: ConstructorParameters<typeof GroupCommitter>[0]['pool']): StartableService => {
       const gc = new GroupCommitter({ pool });
       return {
