@@ -176,6 +176,19 @@ test('errors by code: counts, the last occurrence, most recent first, bounded', 
   ]);
 });
 
+test('errors in the same millisecond keep the order they happened in', () => {
+  const { clock, sources } = fakes();
+  const rec = new StatsRecorder(sources, { now: () => clock.now });
+  rec.observeProblem('TXGATE_UNKNOWN_TOPIC', 404, 'POST', '/v1/transactions');
+  rec.observeProblem('TXGATE_NOT_FOUND', 404, 'GET', 'unmatched');
+  rec.observeProblem('TXGATE_UNAUTHORIZED', 401, 'GET', '/v1/stats');
+  rec.observeProblem('TXGATE_NOT_FOUND', 404, 'GET', 'unmatched');
+  assert.deepEqual(
+    rec.snapshot().errors.map((e) => e.code),
+    ['TXGATE_NOT_FOUND', 'TXGATE_UNAUTHORIZED', 'TXGATE_UNKNOWN_TOPIC'],
+  );
+});
+
 test('without a pool the pool figures are absent, not made up', () => {
   const { clock, service } = fakes();
   const rec = new StatsRecorder({ service: () => service }, { now: () => clock.now });

@@ -139,12 +139,16 @@ export class StatsRecorder {
   observeProblem(code: ProblemCode, status: number, method: string, route: string): void {
     const lastAt = this.#now();
     const entry = this.#errors.get(code);
+    // Re-inserted on every problem, so the map's order is the order of last occurrence even when
+    // several codes share a millisecond.
+    this.#errors.delete(code);
     if (entry) {
       entry.count++;
       entry.status = status;
       entry.lastAt = lastAt;
       entry.method = method;
       entry.route = route;
+      this.#errors.set(code, entry);
     } else {
       this.#errors.set(code, { code, type: problemType(code), status, count: 1, lastAt, method, route });
     }
@@ -261,7 +265,7 @@ export class StatsRecorder {
       latency: this.#windowLatency(),
       series,
       errors: [...this.#errors.values()]
-        .sort((a, b) => b.lastAt - a.lastAt)
+        .reverse()
         .slice(0, this.#maxErrorCodes)
         .map((e) => ({ ...e })),
     };
