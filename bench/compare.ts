@@ -23,7 +23,8 @@
  *   TXGATE_BROKERS=host:9092 npm run bench -- --quick   # use your broker instead of a local one
  *
  * Narrowing a run (smoke tests): --out DIR (instead of bench/results), --modes a,b (modes whose
- * name contains one of these), --connections 16,256, --records 1, --warmup S.
+ * name contains one of these), --connections 16,256, --records 1, --warmup S, --kafka-props LIST
+ * (librdkafka properties for the pool and the gateway, key=value separated by commas).
  */
 import { spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { LocalKafka, ensureTopics, fetchKafkaJars } from '../src/local-kafka/index.js';
 import { GatewayProcess, freePort } from '../test/support/gateway-process.js';
 import { listTransactionalIds } from '../test/support/kafka.js';
-import { CHILD_ENV, ServerProcess, TSX, loadgen, runJson, trackPeak } from './lib/harness.js';
+import { CHILD_ENV, ServerProcess, TSX, loadgen, runJson, watchProcess, type Usage } from './lib/harness.js';
 import type { LibrarySpec } from './lib/library.js';
 import type { LoadgenSpec } from './lib/loadgen.js';
 import { barSpec, lineSpec, renderSvg, type PlotRow } from './lib/plots.js';
@@ -94,8 +95,15 @@ const WARMUP = profile.warmupSeconds;
 const WARMUP_MAX = Number(process.env.BENCH_WARMUP_MAX ?? 60);
 const RESULTS = path.resolve(option('out') ?? path.join(BENCH, 'results'));
 const ONLY = option('modes')?.split(',').map((m) => m.trim().toLowerCase()).filter(Boolean);
-const NARROWED = ['connections', 'records', 'warmup', 'modes'].some((o) => option(o) !== undefined);
+const NARROWED = ['connections', 'records', 'warmup', 'modes', 'kafka-props'].some((o) => option(o) !== undefined);
+/**
+ * librdkafka properties for the pool and the gateway (--kafka-props "linger.ms=0,retry.backoff.ms=5"),
+ * to try the client's tuning against the defaults; the seed and shared-producer servers keep theirs.
+ */
+const KAFKA_PROPS = option('kafka-props');
 const GATEWAY_POOL = 8;
+/** The benchmark's own broker, whose CPU each point reports; unknown on a user's cluster. */
+let BROKER_PID: number | undefined;
 const PARTITIONS = 6;
 
 /**
@@ -118,6 +126,11 @@ interface Point extends Pick<RunResult, 'sent' | 'unfinished' | 'unfinishedOldes
   p999: number;
   errors: Record<string, number>;
   peakRssMiB: number;
+  /** Most open file descriptors of the process under test. */
+  peakFds: number;
+  /** CPU within the window, in cores (1 = one core busy): the process under test, and the broker (own broker only). */
+  cpuCores?: number;
+  brokerCpuCores?: number;
   /** Prefix of the transactional ids this point used; counted on the coordinator at the end. */
   idPrefix?: string;
   idsLeft?: number;
@@ -134,6 +147,8 @@ interface Ctx {
   runId: string;
   java?: { classpath: string };
   bridgeHome?: string;
+  /** The benchmark started this broker itself, so it may change the broker's features. */
+  ownBroker: boolean;
 }
 
 interface Mode {
@@ -144,7 +159,7 @@ interface Mode {
   run(ctx: Ctx, connections: number, records: number): Promise<Point> | undefined;
 }
 
-function point(mode: Mode, connections: number, records: number, r: RunResult, peakRssMiB: number, idPrefix?: string): Point {
+function point(mode: Mode, connections: number, records: number, r: RunResult, usage: Usage, idPrefix?: string): Point {
   const requestsPerSec = r.ok / r.seconds;
   return {
     mode: mode.name,
@@ -165,7 +180,10 @@ function point(mode: Mode, connections: number, records: number, r: RunResult, p
     ...(r.neverAnswered !== undefined ? { neverAnswered: r.neverAnswered } : {}),
     ...(r.silent !== undefined ? { silent: r.silent } : {}),
     ...(r.warmupSeconds !== undefined ? { warmupSeconds: r.warmupSeconds, warmupAnswers: r.warmupAnswers ?? 0, coldAtWindow: r.coldAtWindow ?? 0 } : {}),
-    peakRssMiB,
+    peakRssMiB: usage.peakRssMiB,
+    peakFds: usage.peakFds,
+    ...(usage.cpuCores !== undefined ? { cpuCores: usage.cpuCores } : {}),
+    ...(usage.brokerCpuCores !== undefined ? { brokerCpuCores: usage.brokerCpuCores } : {}),
     ...(idPrefix ? { idPrefix } : {}),
   };
 }
@@ -181,7 +199,7 @@ async function httpPoint(
 ): Promise<Point> {
   for (let attempt = 1; ; attempt++) {
     const server = await start(await freePort());
-    const peak = trackPeak(server.pid);
+    const watch = watchProcess(server.pid, BROKER_PID);
     try {
       const result = await loadgen({
         ...load,
@@ -198,9 +216,9 @@ async function httpPoint(
         console.error(`${mode.name} c=${connections}: the load ran ${result.seconds} s instead of ${SECONDS} s; measuring again`);
         continue;
       }
-      return point(mode, connections, records, result, peak(), idPrefix);
+      return point(mode, connections, records, result, watch(result.window), idPrefix);
     } finally {
-      peak();
+      watch();
       await server.stop();
     }
   }
@@ -220,7 +238,11 @@ function gatewayServer(ctx: Ctx, prefix: string, extra: string[]) {
       brokers: ctx.bootstrap,
       port,
       instanceId: 'bench',
-      args: ['--pool-size', String(GATEWAY_POOL), '--transactional-id-prefix', prefix, '--idempotency-topic', `bench-idem-${ctx.runId}`, ...extra],
+      args: [
+        '--pool-size', String(GATEWAY_POOL), '--transactional-id-prefix', prefix, '--idempotency-topic', `bench-idem-${ctx.runId}`,
+        ...(KAFKA_PROPS ? ['--kafka-props', KAFKA_PROPS] : []),
+        ...extra,
+      ],
     });
     await g.ready();
     return { url: g.url, pid: g.pid, stop: () => g.kill('SIGTERM') };
@@ -282,7 +304,17 @@ function modes(): Mode[] {
       // Closed loop with its own concurrency: measured once per records-per-request value.
       run: (ctx, c, r) => (c === profile.connections[0] && ctx.java ? javaPoint(java, ctx, n, r) : undefined),
     };
-    list.push(java);
+    // The same client made to speak the classic protocol librdkafka speaks, by finalizing
+    // transaction.version 0 on the broker for this point only: the like-for-like comparison.
+    // Only on the benchmark's own broker, never on a user's cluster.
+    const classic: Mode = {
+      name: `java: ${n} producers, classic protocol (kafka-clients)`,
+      kind: 'java',
+      protocol: 'v1 (kafka-clients 4.x, broker at transaction.version 0)',
+      run: (ctx, c, r) =>
+        c === profile.connections[0] && ctx.java && ctx.ownBroker ? withTransactionVersion(ctx, 0, () => javaPoint(classic, ctx, n, r)) : undefined,
+    };
+    list.push(java, classic);
   }
   const bridge: Mode = {
     name: 'strimzi bridge (HTTP)',
@@ -341,26 +373,48 @@ function modes(): Mode[] {
 }
 
 async function libraryPoint(mode: Mode, ctx: Ctx, spec: Pick<LibrarySpec, 'mode' | 'concurrency' | 'records' | 'prefix' | 'poolSize'>): Promise<Point> {
-  const full: LibrarySpec = { ...spec, bootstrap: ctx.bootstrap, topic: ctx.topic, seconds: SECONDS, warmupSeconds: WARMUP, warmupMaxSeconds: WARMUP_MAX };
-  let stopPeak: () => number = () => NaN;
+  const full: LibrarySpec = {
+    ...spec,
+    bootstrap: ctx.bootstrap,
+    topic: ctx.topic,
+    seconds: SECONDS,
+    warmupSeconds: WARMUP,
+    warmupMaxSeconds: WARMUP_MAX,
+    ...(KAFKA_PROPS && spec.mode === 'pool' ? { kafkaProps: KAFKA_PROPS } : {}),
+  };
+  let watch: ReturnType<typeof watchProcess> = () => ({ peakRssMiB: NaN, peakFds: NaN });
   const result = await runJson<RunResult>(process.execPath, [...TSX, path.join(BENCH, 'lib', 'library.ts'), JSON.stringify(full)], CHILD_ENV, (child) => {
-    stopPeak = trackPeak(child.pid);
+    watch = watchProcess(child.pid, BROKER_PID);
   });
-  return point(mode, spec.concurrency, spec.records, result, stopPeak(), spec.prefix);
+  return point(mode, spec.concurrency, spec.records, result, watch(result.window), spec.prefix);
+}
+
+/** The broker's finalized transaction.version while `run` runs (Kafka 4.x formats new clusters at 2), then 2 again. */
+async function withTransactionVersion<T>(ctx: Ctx, level: number, run: () => Promise<T>): Promise<T> {
+  const feature = (command: 'upgrade' | 'downgrade', to: number) => {
+    const args = ['-cp', ctx.java!.classpath, 'org.apache.kafka.tools.FeatureCommand', '--bootstrap-server', ctx.bootstrap, command, '--feature', `transaction.version=${to}`];
+    execFileSync('java', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  };
+  feature('downgrade', level);
+  try {
+    return await run();
+  } finally {
+    feature('upgrade', 2);
+  }
 }
 
 async function javaPoint(mode: Mode, ctx: Ctx, producers: number, records: number): Promise<Point> {
-  const prefix = `bench-${ctx.runId}-java${producers}-r${records}`;
-  let stopPeak: () => number = () => NaN;
-  const r = await runJson<{ committed: number; seconds: number; p50: number; p99: number; p999: number; errors: Record<string, number> }>(
+  const prefix = `bench-${ctx.runId}-java${producers}${mode.protocol.startsWith('v1') ? 'v1' : ''}-r${records}`;
+  let watch: ReturnType<typeof watchProcess> = () => ({ peakRssMiB: NaN, peakFds: NaN });
+  const r = await runJson<{ committed: number; seconds: number; p50: number; p99: number; p999: number; errors: Record<string, number>; window: RunResult['window'] }>(
     'java',
     ['-Xmx512m', '-cp', ctx.java!.classpath, 'TxProducers', ctx.bootstrap, ctx.topic, String(producers), String(records), String(SECONDS), prefix],
     process.env,
     (child) => {
-      stopPeak = trackPeak(child.pid);
+      watch = watchProcess(child.pid, BROKER_PID);
     },
   );
-  return point(mode, producers, records, { seconds: r.seconds, ok: r.committed, errors: r.errors, p50: r.p50, p99: r.p99, p999: r.p999 }, stopPeak(), prefix);
+  return point(mode, producers, records, { seconds: r.seconds, ok: r.committed, errors: r.errors, p50: r.p50, p99: r.p99, p999: r.p999 }, watch(r.window), prefix);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,7 +497,8 @@ function markdown(points: Point[], info: ReturnType<typeof machine>, ratios: Rat
       `clients: ${Object.entries(info.clients).map(([k, v]) => `${k} ${v}`).join(', ')}. Load average before the run: ${info.loadAverageBefore.join(' ')}.`,
     '',
     'Transaction protocol: librdkafka 2.15 (the seed, the shared producer, the pool and the gateway) speaks the classic v1 flow; ' +
-      'kafka-clients 4.x speaks KIP-890 v2 (one fewer round trip per transaction). "ids left" are transactional ids the coordinator still holds after the run.',
+      'kafka-clients 4.x speaks KIP-890 v2 (one fewer round trip per transaction), and is also measured on the classic protocol (the broker\'s transaction.version set to 0 for that point only), which is the like-for-like comparison. ' +
+      '"ids left" are transactional ids the coordinator still holds after the run.',
     '',
     '## Targets',
     '',
@@ -453,12 +508,13 @@ function markdown(points: Point[], info: ReturnType<typeof machine>, ratios: Rat
     '',
     '## All points',
     '',
-    '| mode | protocol | conns | records/req | req/s | records/s | p50 ms | p99 ms | p99.9 ms | ok | errors | unfinished at close | never answered | warm-up s | peak RSS MiB | ids left |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|',
+    '| mode | protocol | conns | records/req | req/s | records/s | p50 ms | p99 ms | p99.9 ms | ok | errors | unfinished at close | never answered | warm-up s | peak RSS MiB | peak fds | CPU cores | CPU µs/req | broker CPU cores | ids left |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...sorted(points).map(
       (p) =>
         `| ${p.mode} | ${p.protocol} | ${p.connections} | ${p.records} | ${fmt(p.requestsPerSec, 1)} | ${fmt(p.recordsPerSec, 1)} | ${fmt(p.p50, 1)} | ${fmt(p.p99, 1)} | ${fmt(p.p999, 1)} | ${p.ok} | ${outcomeText(p)} | ` +
-        `${unfinishedText(p)} | ${p.neverAnswered ?? '-'} | ${p.warmupSeconds === undefined ? '-' : `${fmt(p.warmupSeconds, 1)}${p.coldAtWindow ? ` (${p.coldAtWindow} cold)` : ''}`} | ${fmt(p.peakRssMiB)} | ${p.idsLeft ?? ''} |`,
+        `${unfinishedText(p)} | ${p.neverAnswered ?? '-'} | ${p.warmupSeconds === undefined ? '-' : `${fmt(p.warmupSeconds, 1)}${p.coldAtWindow ? ` (${p.coldAtWindow} cold)` : ''}`} | ${fmt(p.peakRssMiB)} | ` +
+        `${p.peakFds === undefined ? '-' : fmt(p.peakFds)} | ${p.cpuCores === undefined ? '-' : fmt(p.cpuCores, 2)} | ${p.cpuCores === undefined ? '-' : fmt((p.cpuCores * 1e6) / p.requestsPerSec)} | ${p.brokerCpuCores === undefined ? '-' : fmt(p.brokerCpuCores, 2)} | ${p.idsLeft ?? ''} |`,
     ),
     '',
   ];
@@ -484,6 +540,12 @@ function ratios(points: Point[]): Ratio[] {
       name: `pool of 8 (${c} callers) ÷ 8 Java producers, tx/s`,
       target: 1,
       value: div(rate('pool of 8 (library)', c), rate('java: 8 producers (kafka-clients)')),
+    })),
+    // Like for like: the Java client on the classic protocol librdkafka speaks.
+    ...profile.connections.map((c) => ({
+      name: `pool of 8 (${c} callers) ÷ 8 Java producers on the classic protocol, tx/s`,
+      target: 1,
+      value: div(rate('pool of 8 (library)', c), rate('java: 8 producers, classic protocol (kafka-clients)')),
     })),
     { name: `gateway ÷ seed (HTTP), req/s at ${top} conns`, target: 50, value: div(gw, rate('seed: producer per request (HTTP)', top)) },
     { name: `gateway ÷ HTTP ceiling, req/s at ${top} conns`, target: 0.6, value: div(gw, rate('HTTP ceiling (Fastify, no Kafka)', top)) },
@@ -554,9 +616,10 @@ async function main(): Promise<void> {
       stateDir = mkdtempSync(path.join(os.tmpdir(), 'txgate-bench-compare-'));
       local = new LocalKafka({ port: Number(process.env.BENCH_KAFKA_PORT ?? 19592), stateDir });
       bootstrap = await local.start();
+      BROKER_PID = (await local.status()).pid;
     }
     const runId = `${Date.now()}`;
-    const ctx: Ctx = { bootstrap, topic: `bench-compare-${runId}`, runId };
+    const ctx: Ctx = { bootstrap, topic: `bench-compare-${runId}`, runId, ownBroker: local !== undefined };
     await ensureTopics(bootstrap, [{ topic: ctx.topic, partitions: PARTITIONS }]);
     if (libDir && modes().some((m) => m.kind === 'java')) ctx.java = await compileJava(libDir);
     const bridgeHome = process.env.STRIMZI_BRIDGE_HOME;
@@ -592,7 +655,8 @@ async function main(): Promise<void> {
               console.log(
                 `${p.mode.padEnd(42)} c=${String(p.connections).padStart(3)} r=${p.records}  ${fmt(p.requestsPerSec, 1).padStart(8)} req/s  ` +
                   `p50 ${fmt(p.p50, 1)} p99 ${fmt(p.p99, 1)} p99.9 ${fmt(p.p999, 1)} ms  errors ${outcomeText(p)}  unfinished ${unfinishedText(p)}  ` +
-                  `never answered ${p.neverAnswered ?? '-'}  warm-up ${fmt(p.warmupSeconds ?? NaN, 1)} s  peak RSS ${fmt(p.peakRssMiB)} MiB`,
+                  `never answered ${p.neverAnswered ?? '-'}  warm-up ${fmt(p.warmupSeconds ?? NaN, 1)} s  peak RSS ${fmt(p.peakRssMiB)} MiB  fds ${fmt(p.peakFds)}  ` +
+                  `CPU ${fmt(p.cpuCores ?? NaN, 2)} broker ${fmt(p.brokerCpuCores ?? NaN, 2)} cores`,
               );
             } catch (error) {
               console.error(`${mode.name} c=${connections} r=${records} FAILED: ${(error as Error).message}`);

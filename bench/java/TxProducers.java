@@ -44,6 +44,7 @@ public final class TxProducers {
     ConcurrentHashMap<String, AtomicLong> errors = new ConcurrentHashMap<>();
     long[][] latencies = new long[producers][];
     int[] counts = new int[producers];
+    long startMs = System.currentTimeMillis();
     long start = System.nanoTime();
     long end = start + (long) (seconds * 1e9);
     Thread[] threads = new Thread[producers];
@@ -80,6 +81,7 @@ public final class TxProducers {
     }
     for (Thread t : threads) t.join();
     double elapsed = (System.nanoTime() - start) / 1e9;
+    long endMs = System.currentTimeMillis();
     for (KafkaProducer<byte[], byte[]> producer : list) producer.close();
 
     int total = 0;
@@ -96,7 +98,7 @@ public final class TxProducers {
     err.append('}');
     System.out.println("{\"committed\":" + committed.get() + ",\"seconds\":" + elapsed
         + ",\"p50\":" + pct(all, 50) + ",\"p99\":" + pct(all, 99) + ",\"p999\":" + pct(all, 99.9)
-        + ",\"errors\":" + err + "}");
+        + ",\"errors\":" + err + ",\"window\":{\"startMs\":" + startMs + ",\"endMs\":" + endMs + "}}");
   }
 
   private static double pct(long[] sorted, double p) {

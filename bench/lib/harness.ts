@@ -1,15 +1,15 @@
 /**
  * Child processes for the benchmarks that compare services (bench/compare.ts, bench/seed-growth.ts):
- * servers under test started fresh and stopped as a process group, their peak RSS, and one-shot
+ * servers under test started fresh and stopped as a process group, what they use (watchProcess), and one-shot
  * children that print a JSON line (the load generator, library modes, the Java producers).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { procStatusMiB } from '../../test/support/proc.js';
+import { cpuSeconds, procStatusMiB } from '../../test/support/proc.js';
 import type { LoadgenSpec } from './loadgen.js';
-import type { RunResult } from './work.js';
+import type { RunResult, WallWindow } from './work.js';
 
 const LIB = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.join(LIB, '..', '..');
@@ -18,28 +18,73 @@ export const TSX = ['--import', 'tsx'];
 // Blocking transactional calls each hold a libuv thread: size the pool above any concurrency used.
 export const CHILD_ENV = { ...process.env, UV_THREADPOOL_SIZE: '128' };
 
+/** What a process under test used during one point. */
+export interface Usage {
+  /** Largest VmHWM of the process (or of its child, for a wrapper script), MiB. */
+  peakRssMiB: number;
+  /** Most file descriptors it held open at once (sockets included). */
+  peakFds: number;
+  /** Average CPU over the measured window, in cores (1 = one core busy): the process, and the broker when known. */
+  cpuCores?: number;
+  brokerCpuCores?: number;
+}
+
+const children = (pid: number): number[] => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return []; // the process has exited
+  }
+};
+
+const safe = (f: () => number): number => {
+  try {
+    return f();
+  } catch {
+    return Number.NaN;
+  }
+};
+
 /**
- * Keeps the latest VmHWM (peak RSS) of `pid` (and of its children, for wrapper scripts) until stopped:
- * sampled, because it is gone once the process exits.
+ * Samples a process under test (and its children: the bridge's launcher script runs the JVM) every
+ * 200 ms until stopped: peak RSS and open descriptors, and cumulative CPU of it and of the broker,
+ * so that the CPU of the measured window alone can be read back by interpolation. Sampled, because
+ * /proc forgets a process once it exits.
  */
-export function trackPeak(pid: number | undefined): () => number {
-  let peak = NaN;
+export function watchProcess(pid: number | undefined, brokerPid?: number): (window?: WallWindow) => Usage {
+  let peakRss = Number.NaN;
+  let peakFds = Number.NaN;
+  const cpu: Array<{ at: number; process: number; broker: number }> = [];
   const sample = () => {
-    let v = procStatusMiB(pid, 'VmHWM');
-    try {
-      // A launcher script (the bridge's) runs the JVM as its child: take the largest.
-      for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) v = Math.max(v || 0, procStatusMiB(Number(child), 'VmHWM'));
-    } catch {
-      // no children file: the process has exited
-    }
-    if (Number.isFinite(v)) peak = Number.isFinite(peak) ? Math.max(peak, v) : v;
+    if (pid === undefined) return;
+    const tree = [pid, ...children(pid)];
+    const rss = Math.max(...tree.map((p) => procStatusMiB(p, 'VmHWM')).filter(Number.isFinite));
+    if (Number.isFinite(rss)) peakRss = Number.isFinite(peakRss) ? Math.max(peakRss, rss) : rss;
+    const fds = tree.map((p) => safe(() => readdirSync(`/proc/${p}/fd`).length)).filter(Number.isFinite);
+    if (fds.length > 0) peakFds = Math.max(Number.isFinite(peakFds) ? peakFds : 0, fds.reduce((a, b) => a + b, 0));
+    const used = tree.map((p) => safe(() => cpuSeconds(p))).filter(Number.isFinite);
+    if (used.length > 0) cpu.push({ at: Date.now(), process: used.reduce((a, b) => a + b, 0), broker: brokerPid === undefined ? Number.NaN : safe(() => cpuSeconds(brokerPid)) });
   };
   sample();
   const timer = setInterval(sample, 200);
-  return () => {
+  return (window) => {
     sample();
     clearInterval(timer);
-    return peak;
+    const usage: Usage = { peakRssMiB: peakRss, peakFds };
+    if (!window || cpu.length < 2 || window.endMs <= window.startMs) return usage;
+    const at = (t: number, pick: (s: (typeof cpu)[number]) => number): number => {
+      // Linear between the samples around t; clamped to the first and last sample.
+      const after = cpu.findIndex((s) => s.at >= t);
+      if (after <= 0) return pick(cpu[after === 0 ? 0 : cpu.length - 1]!);
+      const a = cpu[after - 1]!;
+      const b = cpu[after]!;
+      return pick(a) + ((pick(b) - pick(a)) * (t - a.at)) / (b.at - a.at);
+    };
+    const cores = (pick: (s: (typeof cpu)[number]) => number) => (at(window.endMs, pick) - at(window.startMs, pick)) / ((window.endMs - window.startMs) / 1000);
+    usage.cpuCores = cores((s) => s.process);
+    const broker = cores((s) => s.broker);
+    if (Number.isFinite(broker)) usage.brokerCpuCores = broker;
+    return usage;
   };
 }
 

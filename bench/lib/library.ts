@@ -28,7 +28,12 @@ export interface LibrarySpec {
   warmupMaxSeconds?: number;
   /** After the window, how long transactions in flight may take to end (default 60 s). */
   drainSeconds?: number;
+  /** Extra librdkafka properties for the pool's producers: key=value separated by commas. */
+  kafkaProps?: string;
 }
+
+const parseProps = (list: string | undefined): Record<string, string> =>
+  Object.fromEntries((list ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as LibrarySpec;
@@ -36,7 +41,7 @@ async function main(): Promise<void> {
   let close = async () => {};
   if (spec.mode === 'pool') {
     const pool = new TransactionalProducerPool({
-      producerFactory: createConfluentProducerFactory({ 'bootstrap.servers': spec.bootstrap }),
+      producerFactory: createConfluentProducerFactory({ ...parseProps(spec.kafkaProps), 'bootstrap.servers': spec.bootstrap }),
       size: spec.poolSize ?? 8,
       transactionalIdPrefix: spec.prefix,
       instanceId: 'bench',
@@ -102,6 +107,7 @@ async function main(): Promise<void> {
   latencies.sort((a, b) => a - b);
   const out: RunResult = {
     seconds: (windowEnd - windowStart) / 1000,
+    window: { startMs: performance.timeOrigin + windowStart, endMs: performance.timeOrigin + windowEnd },
     ok: latencies.length,
     errors,
     p50: percentile(latencies, 50),

@@ -146,6 +146,7 @@ async function main(): Promise<void> {
   latencies.sort((a, b) => a - b);
   const out: RunResult = {
     seconds: (windowEnd - windowStart) / 1000,
+    window: { startMs: performance.timeOrigin + windowStart, endMs: performance.timeOrigin + windowEnd },
     ok,
     errors,
     p50: percentile(latencies, 50),

@@ -43,9 +43,17 @@ export async function seedTransaction(bootstrap: string, prefix: string, batch: 
 }
 
 /** What one measured run reports, as one JSON line: bench/lib/loadgen.ts over HTTP, bench/lib/library.ts in process. */
+/** The measured window in wall-clock milliseconds (Date.now()), as the load generators report it. */
+export interface WallWindow {
+  startMs: number;
+  endMs: number;
+}
+
 export interface RunResult {
   /** Length of the measured window (after the warm-up). */
   seconds: number;
+  /** The window in wall-clock ms, so the harness can read the CPU used within it. */
+  window?: WallWindow;
   /** 2xx answers (committed transactions) received within the window. */
   ok: number;
   /** Failures by kind within the window: non-2xx answers by status, transport errors and timeouts (loadgen); errorKind() (library). */
