@@ -26,7 +26,7 @@
  * name contains one of these), --connections 16,256, --records 1, --warmup S, --kafka-props LIST
  * (librdkafka properties for the pool and the gateway, key=value separated by commas).
  */
-import { spawnSync, execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -38,6 +38,7 @@ import { listTransactionalIds } from '../test/support/kafka.js';
 import { CHILD_ENV, ServerProcess, TSX, loadgen, runJson, watchProcess, type Usage } from './lib/harness.js';
 import type { LibrarySpec } from './lib/library.js';
 import type { LoadgenSpec } from './lib/loadgen.js';
+import { compileJava, withTransactionVersion } from './lib/java.js';
 import { barSpec, lineSpec, renderSvg, type PlotRow } from './lib/plots.js';
 import { bridgeBody, gatewayBody, VALUE_BYTES, type RunResult } from './lib/work.js';
 
@@ -312,7 +313,7 @@ function modes(): Mode[] {
       kind: 'java',
       protocol: 'v1 (kafka-clients 4.x, broker at transaction.version 0)',
       run: (ctx, c, r) =>
-        c === profile.connections[0] && ctx.java && ctx.ownBroker ? withTransactionVersion(ctx, 0, () => javaPoint(classic, ctx, n, r)) : undefined,
+        c === profile.connections[0] && ctx.java && ctx.ownBroker ? withTransactionVersion(ctx.java.classpath, ctx.bootstrap, 0, () => javaPoint(classic, ctx, n, r)) : undefined,
     };
     list.push(java, classic);
   }
@@ -387,20 +388,6 @@ async function libraryPoint(mode: Mode, ctx: Ctx, spec: Pick<LibrarySpec, 'mode'
     watch = watchProcess(child.pid, BROKER_PID);
   });
   return point(mode, spec.concurrency, spec.records, result, watch(result.window), spec.prefix);
-}
-
-/** The broker's finalized transaction.version while `run` runs (Kafka 4.x formats new clusters at 2), then 2 again. */
-async function withTransactionVersion<T>(ctx: Ctx, level: number, run: () => Promise<T>): Promise<T> {
-  const feature = (command: 'upgrade' | 'downgrade', to: number) => {
-    const args = ['-cp', ctx.java!.classpath, 'org.apache.kafka.tools.FeatureCommand', '--bootstrap-server', ctx.bootstrap, command, '--feature', `transaction.version=${to}`];
-    execFileSync('java', args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  };
-  feature('downgrade', level);
-  try {
-    return await run();
-  } finally {
-    feature('upgrade', 2);
-  }
 }
 
 async function javaPoint(mode: Mode, ctx: Ctx, producers: number, records: number): Promise<Point> {
@@ -575,14 +562,6 @@ async function plots(points: Point[]): Promise<string[]> {
 
 // ---------------------------------------------------------------------------------------------
 
-async function compileJava(libDir: string): Promise<Ctx['java']> {
-  const out = path.join(BENCH, '.build', 'java');
-  mkdirSync(out, { recursive: true });
-  const classpath = `${libDir}/*`;
-  execFileSync('javac', ['-d', out, '-cp', classpath, path.join(BENCH, 'java', 'TxProducers.java')], { stdio: 'inherit' });
-  return { classpath: `${out}:${classpath}` };
-}
-
 /** Rewrites the Markdown and plots from a run's JSON (`--render`), e.g. after changing how they look. */
 async function render(): Promise<void> {
   const saved = JSON.parse(readFileSync(path.join(RESULTS, `${profile.name}.json`), 'utf8')) as {
@@ -621,7 +600,7 @@ async function main(): Promise<void> {
     const runId = `${Date.now()}`;
     const ctx: Ctx = { bootstrap, topic: `bench-compare-${runId}`, runId, ownBroker: local !== undefined };
     await ensureTopics(bootstrap, [{ topic: ctx.topic, partitions: PARTITIONS }]);
-    if (libDir && modes().some((m) => m.kind === 'java')) ctx.java = await compileJava(libDir);
+    if (libDir && modes().some((m) => m.kind === 'java')) ctx.java = { classpath: compileJava(libDir) };
     const bridgeHome = process.env.STRIMZI_BRIDGE_HOME;
     if (bridgeHome && existsSync(path.join(bridgeHome, 'bin', 'kafka_bridge_run.sh'))) ctx.bridgeHome = bridgeHome;
     else

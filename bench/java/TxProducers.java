@@ -12,7 +12,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 /**
  * The peer a Java shop would use: N transactional producers (kafka-clients), each looping
  * begin / send R records / commit for a fixed time. Prints one JSON line with the counts and
- * per-transaction latency percentiles, so the Node harness can put it beside its own modes.
+ * per-transaction latency percentiles, and the requests the producers sent while looping (so
+ * round trips per transaction), so the Node harness can put it beside its own modes.
  *
  * Args: bootstrap topic producers recordsPerTx seconds idPrefix
  */
@@ -40,6 +41,7 @@ public final class TxProducers {
       list.add(producer);
     }
 
+    double requestsBefore = requests(list);
     AtomicLong committed = new AtomicLong();
     ConcurrentHashMap<String, AtomicLong> errors = new ConcurrentHashMap<>();
     long[][] latencies = new long[producers][];
@@ -82,6 +84,7 @@ public final class TxProducers {
     for (Thread t : threads) t.join();
     double elapsed = (System.nanoTime() - start) / 1e9;
     long endMs = System.currentTimeMillis();
+    double requestsSent = requests(list) - requestsBefore;
     for (KafkaProducer<byte[], byte[]> producer : list) producer.close();
 
     int total = 0;
@@ -98,7 +101,18 @@ public final class TxProducers {
     err.append('}');
     System.out.println("{\"committed\":" + committed.get() + ",\"seconds\":" + elapsed
         + ",\"p50\":" + pct(all, 50) + ",\"p99\":" + pct(all, 99) + ",\"p999\":" + pct(all, 99.9)
-        + ",\"errors\":" + err + ",\"window\":{\"startMs\":" + startMs + ",\"endMs\":" + endMs + "}}");
+        + ",\"errors\":" + err + ",\"requests\":" + (long) requestsSent + ",\"window\":{\"startMs\":" + startMs + ",\"endMs\":" + endMs + "}}");
+  }
+
+  /** Requests the producers have sent so far, to every broker (the client's request-total metric). */
+  private static double requests(List<KafkaProducer<byte[], byte[]>> list) {
+    double total = 0;
+    for (KafkaProducer<byte[], byte[]> producer : list) {
+      for (var e : producer.metrics().entrySet()) {
+        if (e.getKey().name().equals("request-total") && e.getKey().group().equals("producer-metrics")) total += ((Number) e.getValue().metricValue()).doubleValue();
+      }
+    }
+    return total;
   }
 
   private static double pct(long[] sorted, double p) {
