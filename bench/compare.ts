@@ -40,7 +40,7 @@ import type { LibrarySpec } from './lib/library.js';
 import type { LoadgenSpec } from './lib/loadgen.js';
 import { compileJava, withTransactionVersion } from './lib/java.js';
 import { barSpec, lineSpec, renderSvg, type PlotRow } from './lib/plots.js';
-import { bridgeBody, gatewayBody, VALUE_BYTES, type RunResult } from './lib/work.js';
+import { bodyVariants, bridgeBody, gatewayBody, VALUE_BYTES, type RunResult } from './lib/work.js';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -250,7 +250,7 @@ function gatewayServer(ctx: Ctx, prefix: string, extra: string[]) {
   };
 }
 
-const json = (ctx: Ctx, records: number) => ({ path: '/v1/transactions', body: gatewayBody(ctx.topic, records), contentType: 'application/json' });
+const json = (ctx: Ctx, records: number) => ({ path: '/v1/transactions', body: bodyVariants((v) => gatewayBody(ctx.topic, records, v)), contentType: 'application/json' });
 const tag = (name: string, c: number, r: number, ctx: Ctx) => `bench-${ctx.runId}-${name}-c${c}-r${r}`;
 
 function modes(): Mode[] {
@@ -359,7 +359,7 @@ function modes(): Mode[] {
           }
           return { url: s.url, pid: s.child.pid, stop: async () => (await s.stop(), rmSync(dir, { recursive: true, force: true })) };
         },
-        { path: `/topics/${ctx.topic}`, body: bridgeBody(r), contentType: 'application/vnd.kafka.binary.v2+json' },
+        { path: `/topics/${ctx.topic}`, body: bodyVariants((v) => bridgeBody(r, v)), contentType: 'application/vnd.kafka.binary.v2+json' },
       );
     },
   };

@@ -18,8 +18,11 @@ export interface LoadgenSpec {
   connections: number;
   /** The measured window. */
   seconds: number;
-  /** The same body for every request: the servers under test do not need unique records. */
-  body: string;
+  /**
+   * The body of every request, or bodies sent in turn (different keys, so records spread over
+   * the partitions); the servers under test do not need unique records.
+   */
+  body: string | string[];
   contentType: string;
   /** Send a fresh Idempotency-Key header on every request. */
   idempotencyKeys?: boolean;
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
   const timeout = Math.max(spec.timeoutSeconds ?? 30, warmupMax);
   let seq = 0;
   const tag = `${process.pid}-${Date.now()}`;
+  const bodies = typeof spec.body === 'string' ? [spec.body] : spec.body;
 
   const phases = new LoadPhases(warmup, warmupMax);
   const conns: Conn[] = [];
@@ -75,17 +79,21 @@ async function main(): Promise<void> {
     duration: warmupMax + spec.seconds + drain + timeout + 60,
     timeout,
     ...(spec.rate ? { overallRate: spec.rate } : {}),
-    requests: [
-      {
-        method: 'POST',
-        path: url.pathname,
-        headers: { 'content-type': spec.contentType },
-        body: spec.body,
-        ...(spec.idempotencyKeys
-          ? { setupRequest: (r: AutocannonRequest) => ({ ...r, headers: { ...r.headers, 'idempotency-key': `bench-${tag}-${seq++}` } }) }
-          : {}),
-      },
-    ],
+    // Without keys, each connection cycles through the bodies, which autocannon builds once; a
+    // fresh key needs a request built each time, and then the body is chosen there too.
+    requests: spec.idempotencyKeys
+      ? [
+          {
+            method: 'POST',
+            path: url.pathname,
+            headers: { 'content-type': spec.contentType },
+            setupRequest: (r: AutocannonRequest) => {
+              const n = seq++;
+              return { ...r, body: bodies[n % bodies.length], headers: { ...r.headers, 'idempotency-key': `bench-${tag}-${n}` } };
+            },
+          },
+        ]
+      : bodies.map((body) => ({ method: 'POST', path: url.pathname, headers: { 'content-type': spec.contentType }, body })),
     setupClient: (client) => {
       const c: Conn = { client, answered: false, answeredInWindow: false };
       conns.push(c);

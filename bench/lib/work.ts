@@ -14,17 +14,27 @@ export function records(topic: string, count: number, tag: string): OutgoingReco
   return Array.from({ length: count }, (_, r) => ({ topic, key: Buffer.from(`${tag}.${r}`), value: VALUE }));
 }
 
-/** The gateway's request body (and the HTTP ceiling's, and the seed server's): R records of 256 B. */
-export function gatewayBody(topic: string, count: number): string {
-  const one = (r: number) => `{"topic":"${topic}","key":"k.${r}","valueBase64":"${VALUE_BASE64}"}`;
+/**
+ * Bodies sent in turn by the HTTP modes: request i carries keys k.i.0 .. k.i.(R-1), so that, as in
+ * the library and Java modes (whose keys are unique), records spread over the topic's partitions
+ * instead of all landing on the one partition a fixed key hashes to.
+ */
+export const BODY_VARIANTS = Number(process.env.BENCH_BODY_VARIANTS ?? 64); // 1: every request the same keys (one partition)
+
+/** The gateway's request body (and the HTTP ceiling's, and the seed server's): R records of 256 B, keyed k.variant.r. */
+export function gatewayBody(topic: string, count: number, variant = 0): string {
+  const one = (r: number) => `{"topic":"${topic}","key":"k.${variant}.${r}","valueBase64":"${VALUE_BASE64}"}`;
   return `{"records":[${Array.from({ length: count }, (_, r) => one(r)).join(',')}]}`;
 }
 
-/** The Strimzi bridge's binary embedded format carries the same 256 B values. */
-export function bridgeBody(count: number): string {
-  const one = (r: number) => `{"key":"${Buffer.from(`k.${r}`).toString('base64')}","value":"${VALUE_BASE64}"}`;
+/** The Strimzi bridge's binary embedded format carries the same 256 B values and keys. */
+export function bridgeBody(count: number, variant = 0): string {
+  const one = (r: number) => `{"key":"${Buffer.from(`k.${variant}.${r}`).toString('base64')}","value":"${VALUE_BASE64}"}`;
   return `{"records":[${Array.from({ length: count }, (_, r) => one(r)).join(',')}]}`;
 }
+
+/** BODY_VARIANTS bodies, for LoadgenSpec.body. */
+export const bodyVariants = (body: (variant: number) => string): string[] => Array.from({ length: BODY_VARIANTS }, (_, v) => body(v));
 
 /**
  * The seed's design: a producer with a random transactional.id per transaction, initialised,
