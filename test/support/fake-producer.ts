@@ -699,7 +699,7 @@ export class FakeProducer implements TransactionalProducer {
       this.inFlight.delete(inFlight);
     }
     try {
-      const value = this.complete(kind, () => apply(txnAtStart), held.error ? { error: held.error, commitApplied: held.commitApplied ?? false } : scripted);
+      const value = this.complete(kind, txnAtStart, () => apply(txnAtStart), held.error ? { error: held.error, commitApplied: held.commitApplied ?? false } : scripted);
       call.status = 'ok';
       return value;
     } catch (error) {
@@ -709,7 +709,12 @@ export class FakeProducer implements TransactionalProducer {
     }
   }
 
-  private complete<T>(kind: CallKind, apply: () => T, fault: { error: KafkaClientError; commitApplied: boolean } | undefined): T {
+  private complete<T>(
+    kind: CallKind,
+    txnAtStart: FakeTransaction | undefined,
+    apply: () => T,
+    fault: { error: KafkaClientError; commitApplied: boolean } | undefined,
+  ): T {
     if (this.state === 'closed') throw kafkaErrors.destroyed();
     // Fencing is noticed by the first broker round trip after another init of the id; begin is local.
     if (this.state === 'ready' && kind !== 'begin' && kind !== 'init' && this.epoch < this.cluster.entry(this.transactionalId).epoch) {
@@ -718,6 +723,9 @@ export class FakeProducer implements TransactionalProducer {
     }
     if (this.state === 'fatal') throw this.fatalError;
     if (fault) {
+      // A delivery outlived by its transaction's abort was purged with it: its own failure never
+      // reaches the transaction open now (as with librdkafka, whose abort purges what is in flight).
+      if ((kind === 'send' || kind === 'sendOffsets') && txnAtStart !== this.txn && txnAtStart?.state === 'aborted') throw kafkaErrors.purged();
       this.applyFault(kind, fault.error, fault.commitApplied);
       throw fault.error;
     }

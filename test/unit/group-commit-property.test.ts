@@ -38,10 +38,9 @@
  *   times, by others' timeouts alone at most MAX_TIMEOUT_RETRIES + 1 times; stats agree with the
  *   cluster; the producer port is never misused.
  *
- * The FakeCluster applies a scripted delivery failure to the transaction open when the delivery
- * completes, which after an abort is the next one; librdkafka's abort purges the aborted
- * transaction's deliveries instead. So faulty deliveries are held here and fail only while their
- * own transaction is open (Run.deliver).
+ * A scripted delivery failure that outlives its transaction's abort is purged with it (in the
+ * FakeCluster as in librdkafka), so the failure itself would never be seen: faulty deliveries are
+ * held here and fail only while their own transaction is open (Run.deliver).
  *
  * TXGATE_PROPERTY_RUNS sets the number of runs (default 400, about 3 s), TXGATE_PROPERTY_SEED and
  * TXGATE_PROPERTY_PATH replay a failure from fast-check's report, TXGATE_PROPERTY_STATS=1 prints

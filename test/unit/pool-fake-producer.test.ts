@@ -83,6 +83,24 @@ describe('FakeCluster', () => {
     assert.deepEqual(cluster.violations, []);
   });
 
+  it('a scripted delivery failure outlived by its transaction is purged with it, and dooms nothing after', async () => {
+    const cluster = new FakeCluster();
+    const p = await ready(cluster);
+    await p.begin();
+    cluster.failNext('send', kafkaErrors.msgSizeTooLarge());
+    const hold = cluster.hold('send', { times: 1 });
+    const late = p.send(rec('late'));
+    await hold.next();
+    await p.abort(1000);
+    await p.begin();
+    hold.releaseAll();
+    await assert.rejects(late, isKafkaError(-152));
+    await p.send(rec('next'));
+    await p.commit(1000);
+    assert.deepEqual(cluster.committedValues(), ['next']);
+    assert.deepEqual(cluster.violations, []);
+  });
+
   it('init of the same id fences the older producer and aborts what it had open', async () => {
     const cluster = new FakeCluster();
     const old = await ready(cluster, 'x');
