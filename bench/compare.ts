@@ -96,12 +96,17 @@ const WARMUP = profile.warmupSeconds;
 const WARMUP_MAX = Number(process.env.BENCH_WARMUP_MAX ?? 60);
 const RESULTS = path.resolve(option('out') ?? path.join(BENCH, 'results'));
 const ONLY = option('modes')?.split(',').map((m) => m.trim().toLowerCase()).filter(Boolean);
-const NARROWED = ['connections', 'records', 'warmup', 'modes', 'kafka-props'].some((o) => option(o) !== undefined);
+const NARROWED = ['connections', 'records', 'warmup', 'modes', 'kafka-props', 'batch-bounds'].some((o) => option(o) !== undefined);
 /**
  * librdkafka properties for the pool and the gateway (--kafka-props "linger.ms=0,retry.backoff.ms=5"),
  * to try the client's tuning against the defaults; the seed and shared-producer servers keep theirs.
  */
 const KAFKA_PROPS = option('kafka-props');
+/**
+ * --batch-bounds 1,8,64,256,1024: also the gateway at each group-commit bound (--max-batch-requests),
+ * without and with Idempotency-Keys, plotted as a curve; narrow with --modes "batch bound".
+ */
+const BATCH_BOUNDS = numbers(option('batch-bounds')) ?? [];
 const GATEWAY_POOL = 8;
 /** The benchmark's own broker, whose CPU each point reports; unknown on a user's cluster. */
 let BROKER_PID: number | undefined;
@@ -137,6 +142,8 @@ interface Point extends Pick<RunResult, 'sent' | 'unfinished' | 'unfinishedOldes
   idsLeft?: number;
   /** Which sweep this is (0-based); the report keeps each point's best sweep, the JSON all of them. */
   sweep?: number;
+  /** The gateway's --max-batch-requests, for the batch-bound modes. */
+  batchBound?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,6 +303,21 @@ function modes(): Mode[] {
       run: (ctx, c, r) => httpPoint(gw, c, r, gatewayServer(ctx, tag(short, c, r, ctx), extra), { ...json(ctx, r), idempotencyKeys: keys }, tag(short, c, r, ctx)),
     };
     list.push(gw);
+  }
+  for (const bound of BATCH_BOUNDS) {
+    for (const keys of [false, true]) {
+      const short = `gwb${bound}${keys ? 'k' : ''}`;
+      const gw: Mode = {
+        name: `gateway${keys ? ' + Idempotency-Key' : ''}, batch bound ${bound}`,
+        kind: 'http',
+        protocol: 'v1 (librdkafka)',
+        run: async (ctx, c, r) => ({
+          ...(await httpPoint(gw, c, r, gatewayServer(ctx, tag(short, c, r, ctx), ['--max-batch-requests', String(bound)]), { ...json(ctx, r), idempotencyKeys: keys }, tag(short, c, r, ctx))),
+          batchBound: bound,
+        }),
+      };
+      list.push(gw);
+    }
   }
   for (const n of profile.javaProducers) {
     const java: Mode = {
@@ -556,6 +578,17 @@ async function plots(points: Point[]): Promise<string[]> {
       ),
     ],
   ];
+  const curve = points.filter((p) => p.batchBound !== undefined && p.records === r1);
+  if (curve.length > 0) {
+    const at = Math.max(...curve.map((p) => p.connections));
+    const rows = (value: (p: Point) => number): PlotRow[] =>
+      curve.filter((p) => p.connections === at).map((p) => ({ mode: p.mode.includes('Idempotency-Key') ? 'with Idempotency-Key' : 'no key', connections: p.batchBound!, value: value(p) }));
+    const x = 'most requests per transaction (--max-batch-requests), log';
+    files.push(
+      [`${profile.name}-batch-curve.svg`, lineSpec(`Group commit: committed requests per second against the batch bound, ${at} connections`, 'requests/s', rows((p) => p.requestsPerSec), false, x)],
+      [`${profile.name}-batch-curve-p99.svg`, lineSpec(`Group commit: p99 latency against the batch bound, ${at} connections`, 'p99 ms (log)', rows((p) => p.p99), true, x)],
+    );
+  }
   for (const [name, spec] of files) writeFileSync(path.join(RESULTS, name), await renderSvg(spec));
   return files.map(([name]) => name);
 }

@@ -21,7 +21,7 @@ export interface PlotRow {
 }
 
 /** One line per mode against connections (log scale), e.g. requests/s or p99 latency. */
-export function lineSpec(title: string, yTitle: string, rows: PlotRow[], logY = false): TopLevelSpec {
+export function lineSpec(title: string, yTitle: string, rows: PlotRow[], logY = false, xTitle = 'concurrent connections / callers'): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
@@ -31,7 +31,7 @@ export function lineSpec(title: string, yTitle: string, rows: PlotRow[], logY = 
     data: { values: rows.filter((r) => Number.isFinite(r.value) && r.value > 0) },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'connections', type: 'quantitative', scale: { type: 'log' }, title: 'concurrent connections / callers' },
+      x: { field: 'connections', type: 'quantitative', scale: { type: 'log' }, title: xTitle },
       y: { field: 'value', type: 'quantitative', scale: { type: logY ? 'log' : 'linear' }, title: yTitle },
       color: { field: 'mode', type: 'nominal', title: 'mode', legend: { labelLimit: 400 } },
       tooltip: [{ field: 'mode' }, { field: 'connections' }, { field: 'value', format: '.1f' }],
