@@ -311,6 +311,29 @@ describe('group commit', () => {
     assert.deepEqual(cluster.committedValues(), ['first']);
   });
 
+  it('close() past its deadline does not run an aborted batch\'s survivors again: they fail PoolClosedError, nothing written', async () => {
+    const { cluster, gc } = await setup({ size: 1 });
+    const { first, commits } = await occupyProducer(cluster, gc);
+    const isGone = (c: { record?: { value?: Buffer | null } }) => c.record?.value?.toString() === 'gone';
+    cluster.failNext('send', msgTimedOut, { where: isGone, times: 100 });
+    const goneSend = cluster.hold('send', { where: isGone, times: 1 });
+    const a = track(gc.submit({ records: [rec('a')] }));
+    const gone = track(gc.submit({ records: [rec('gone')] }));
+    commits.stop();
+    await first;
+    await goneSend.next();
+    // The batch [a, gone] is running; c waits for the producer, so its failure marks the deadline.
+    const c = track(gc.submit({ records: [rec('c')] }));
+    const closed = gc.close({ timeoutMs: 20 });
+    await assert.rejects(c.promise, PoolClosedError);
+    goneSend.releaseAll();
+    await assert.rejects(gone.promise, TransactionAbortedError);
+    await assert.rejects(a.promise, PoolClosedError);
+    await closed;
+    assert.deepEqual(cluster.committedValues(), ['first']);
+    assert.equal(cluster.callsOf('send', { where: (call) => call.record?.value?.toString() === 'a' }).length, 1, 'not run again');
+  });
+
   it('runs participant hooks: begin first in the transaction, finish after the data, committed after the commit', async () => {
     const { cluster, gc } = await setup({ size: 1 });
     const { first, commits } = await occupyProducer(cluster, gc);

@@ -109,6 +109,8 @@ export class GroupCommitter {
   private readonly running = new Set<Batch>();
   private pending = 0;
   private closed = false;
+  /** close()'s deadline has passed: nothing waits for a producer any more, nor starts waiting again. */
+  private pastDeadline = false;
   private drained: (() => void) | undefined;
   private drainedPromise: Promise<void> | undefined;
   private readonly counters = { transactions: 0, requests: 0, batchedRequests: 0 };
@@ -170,6 +172,7 @@ export class GroupCommitter {
     const first = await Promise.race([drained, deadline]);
     clearTimeout(timer);
     if (first === 'timeout') {
+      this.pastDeadline = true;
       for (const batch of [...this.waiting]) {
         for (const item of batch.items.splice(0)) item.reject(new PoolClosedError('the gateway shut down before this request got a producer'));
         this.dropIfEmpty(batch);
@@ -363,6 +366,13 @@ export class GroupCommitter {
     }
     const retry: Item[] = [];
     for (const item of items) {
+      // Past close()'s deadline a survivor would wait for a producer again: it fails as the
+      // requests still waiting did. Its attempt was aborted, so nothing of it was written.
+      if (this.pastDeadline) {
+        const d = dispositions.get(item);
+        item.reject(d?.kind === 'fail' ? d.error : new PoolClosedError('the gateway shut down before this request could run again'));
+        continue;
+      }
       const d = dispositions.get(item) ?? { kind: 'retry' };
       if (d.kind === 'fail') item.reject(d.error);
       else if (d.kind === 'retry-alone') this.requeue(item, true);
