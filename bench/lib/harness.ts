@@ -4,7 +4,8 @@
  * children that print a JSON line (the load generator, library modes, the Java producers).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, procStatusMiB } from '../../test/support/proc.js';
@@ -168,7 +169,15 @@ export class ServerProcess {
 }
 
 /** Runs bench/lib/loadgen.ts (autocannon) in its own process and resolves with its result. */
-export function loadgen(spec: LoadgenSpec): Promise<RunResult> {
-  return runJson<RunResult>(process.execPath, [...TSX, path.join(LIB, 'loadgen.ts'), JSON.stringify(spec)], process.env);
+export async function loadgen(spec: LoadgenSpec): Promise<RunResult> {
+  // Through a file: 64 bodies of 10 records each are more than one argument may hold (128 KiB).
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'txgate-loadgen-'));
+  const file = path.join(dir, 'spec.json');
+  writeFileSync(file, JSON.stringify(spec));
+  try {
+    return await runJson<RunResult>(process.execPath, [...TSX, path.join(LIB, 'loadgen.ts'), `@${file}`], process.env);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 

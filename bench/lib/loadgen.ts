@@ -1,13 +1,14 @@
 /**
  * The load generator, run as its own process (bench/compare.ts and bench/seed-growth.ts spawn it)
  * so autocannon never shares an event loop or a core's time slice accounting with the process
- * under test. It takes one JSON argument (LoadgenSpec) and prints one JSON line (RunResult,
+ * under test. It takes one JSON argument (LoadgenSpec), or @file holding it, and prints one JSON line (RunResult,
  * bench/lib/work.ts) on stdout, preceded by {"progress": ...} lines when asked.
  *
  * One autocannon run covers warm-up, window and drain on the same connections: a server that
  * builds state per connection (the Strimzi bridge opens a Kafka producer per HTTP connection)
  * would be cold again on new ones. Only answers received within the window are counted.
  */
+import { readFileSync } from 'node:fs';
 import { autocannon, type AutocannonClient, type AutocannonRequest } from './autocannon.js';
 import { LoadPhases } from './phases.js';
 import { percentile } from './stats.js';
@@ -49,7 +50,8 @@ interface Conn {
 }
 
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2] ?? '{}') as LoadgenSpec;
+  const arg = process.argv[2] ?? '{}';
+  const spec = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as LoadgenSpec;
   const url = new URL(spec.url);
   const warmup = spec.warmupSeconds ?? 0;
   const warmupMax = warmup > 0 ? Math.max(warmup, spec.warmupMaxSeconds ?? warmup) : 0;
