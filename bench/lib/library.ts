@@ -10,8 +10,9 @@
  * transactions that end within the window count.
  */
 import { TransactionalProducerPool, createConfluentProducerFactory } from '../../src/index.js';
-import { LoadPhases } from './phases.js';
-import { errorKind, percentile, records, seedTransaction, type RunResult } from './work.js';
+import { parseKafkaPropList } from '../../src/gateway/config.js';
+import { LoadPhases, runResult } from './phases.js';
+import { errorKind, records, seedTransaction } from './work.js';
 
 export interface LibrarySpec {
   mode: 'pool' | 'seed';
@@ -28,12 +29,9 @@ export interface LibrarySpec {
   warmupMaxSeconds?: number;
   /** After the window, how long transactions in flight may take to end (default 60 s). */
   drainSeconds?: number;
-  /** Extra librdkafka properties for the pool's producers: key=value separated by commas. */
+  /** Extra librdkafka properties for the pool's producers, as the gateway's --kafka-props takes them. */
   kafkaProps?: string;
 }
-
-const parseProps = (list: string | undefined): Record<string, string> =>
-  Object.fromEntries((list ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as LibrarySpec;
@@ -41,7 +39,7 @@ async function main(): Promise<void> {
   let close = async () => {};
   if (spec.mode === 'pool') {
     const pool = new TransactionalProducerPool({
-      producerFactory: createConfluentProducerFactory({ ...parseProps(spec.kafkaProps), 'bootstrap.servers': spec.bootstrap }),
+      producerFactory: createConfluentProducerFactory({ ...parseKafkaPropList(spec.kafkaProps ?? ''), 'bootstrap.servers': spec.bootstrap }),
       size: spec.poolSize ?? 8,
       transactionalIdPrefix: spec.prefix,
       instanceId: 'bench',
@@ -98,30 +96,14 @@ async function main(): Promise<void> {
     }),
   );
 
-  const { warmupSeconds, coldAtWindow, windowStart, windowEnd, unfinished, unfinishedOldestMs, silent } = await phases.measure(callers, spec.seconds);
+  const window = await phases.measure(callers, spec.seconds);
 
   let timer: NodeJS.Timeout | undefined;
   const drained = await Promise.race([loops.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), (spec.drainSeconds ?? 60) * 1000)))]);
   clearTimeout(timer);
   if (drained) await close();
-  latencies.sort((a, b) => a - b);
-  const out: RunResult = {
-    seconds: (windowEnd - windowStart) / 1000,
-    window: { startMs: performance.timeOrigin + windowStart, endMs: performance.timeOrigin + windowEnd },
-    ok: latencies.length,
-    errors,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    p999: percentile(latencies, 99.9),
-    sent,
-    unfinished,
-    unfinishedOldestMs,
-    neverAnswered: started - settled,
-    silent,
-    warmupSeconds,
-    warmupAnswers,
-    coldAtWindow,
-  };
+  const out = runResult(window, latencies, { ok: latencies.length, errors, sent, neverAnswered: started - settled, warmupAnswers });
+
   process.stdout.write(`${JSON.stringify(out)}\n`);
   // Transactions that never ended hold the event loop (and the pool's close) forever.
   if (!drained) process.exit(0);

@@ -10,9 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { autocannon, type AutocannonClient, type AutocannonRequest } from './autocannon.js';
-import { LoadPhases } from './phases.js';
-import { percentile } from './stats.js';
-import type { RunResult } from './work.js';
+import { LoadPhases, runResult } from './phases.js';
 
 export interface LoadgenSpec {
   url: string;
@@ -139,7 +137,7 @@ async function main(): Promise<void> {
     : undefined;
 
   // Warm-up and window: the same rule for every mode (phases.ts).
-  const { warmupSeconds, coldAtWindow, windowStart, windowEnd, unfinished, unfinishedOldestMs, silent } = await phases.measure(conns, spec.seconds);
+  const window = await phases.measure(conns, spec.seconds);
 
   // Drain: each connection finishes its request in flight, then closes instead of sending another
   // (autocannon's per-connection request cap), so what never gets an answer is counted, not cut.
@@ -153,24 +151,8 @@ async function main(): Promise<void> {
   }
   if (progress) clearInterval(progress);
 
-  latencies.sort((a, b) => a - b);
-  const out: RunResult = {
-    seconds: (windowEnd - windowStart) / 1000,
-    window: { startMs: performance.timeOrigin + windowStart, endMs: performance.timeOrigin + windowEnd },
-    ok,
-    errors,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    p999: percentile(latencies, 99.9),
-    sent,
-    unfinished,
-    unfinishedOldestMs,
-    neverAnswered: run.sent - run.answered,
-    silent,
-    warmupSeconds,
-    warmupAnswers,
-    coldAtWindow,
-  };
+  const out = runResult(window, latencies, { ok, errors, sent, neverAnswered: run.sent - run.answered, warmupAnswers });
+
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 

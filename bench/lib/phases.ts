@@ -4,7 +4,8 @@
  * an answer (its server-side state exists), at most `warmupMax`; then the measured window; then
  * the drain. The generators read `phase` to decide what to count.
  */
-import { sleep } from './stats.js';
+import { percentile, sleep } from './stats.js';
+import type { RunResult } from './work.js';
 
 export type Phase = 'warmup' | 'window' | 'drain';
 
@@ -58,4 +59,26 @@ export class LoadPhases {
     const silent = callers.filter((c) => !c.answeredInWindow).length;
     return { warmupSeconds, coldAtWindow, windowStart, windowEnd, unfinished: inFlight.length, unfinishedOldestMs, silent };
   }
+}
+
+/** A generator's RunResult: the window's bookkeeping, the window's latencies (sorted here), and its own counts. */
+export function runResult(
+  w: Window,
+  latencies: number[],
+  counts: Pick<RunResult, 'ok' | 'errors' | 'sent' | 'neverAnswered' | 'warmupAnswers'>,
+): RunResult {
+  latencies.sort((a, b) => a - b);
+  return {
+    seconds: (w.windowEnd - w.windowStart) / 1000,
+    window: { startMs: performance.timeOrigin + w.windowStart, endMs: performance.timeOrigin + w.windowEnd },
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    p999: percentile(latencies, 99.9),
+    unfinished: w.unfinished,
+    unfinishedOldestMs: w.unfinishedOldestMs,
+    silent: w.silent,
+    warmupSeconds: w.warmupSeconds,
+    coldAtWindow: w.coldAtWindow,
+    ...counts,
+  };
 }

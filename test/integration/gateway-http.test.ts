@@ -7,12 +7,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { consumeAll, createTopics, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
+import { consumeAll, createTopics, gatedCommitFactory, testBootstrap, uniqueName, waitFor } from '../support/kafka.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import type { GatewayConfig } from '../../src/gateway/config.js';
 import { DEFAULT_GATEWAY_LIMITS } from '../../src/gateway/defaults.js';
-import { ConfluentTransactionalProducer, createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
-import type { ProducerFactory, TransactionalProducer } from '../../src/pool/producer-port.js';
+import { ConfluentTransactionalProducer } from '../../src/kafka/confluent-producer.js';
 import { testGatewayConfig, type GatewayConfigOverrides } from '../support/gateway-config.js';
 
 const bootstrap = testBootstrap();
@@ -58,43 +57,6 @@ function assertProblem(reply: Reply, status: number, code: string) {
   assert.equal(reply.body.status, status);
   assert.match(reply.body.type, /^\/problems\/[a-z-]+$/);
   return reply.body;
-}
-
-/** Producers whose commit waits until the test opens the gate: a "slow" transaction, on a real broker. */
-function gatedFactory(kafka: { 'bootstrap.servers': string }) {
-  const real = createConfluentProducerFactory(kafka);
-  let gate: Promise<void> = Promise.resolve();
-  let open: () => void = () => {};
-  let waiting = 0;
-  const factory: ProducerFactory = (id) => {
-    const p = real(id);
-    const gated: TransactionalProducer = {
-      transactionalId: p.transactionalId,
-      init: (t) => p.init(t),
-      begin: () => p.begin(),
-      send: (r) => p.send(r),
-      sendOffsets: (o, c, t) => p.sendOffsets(o, c, t),
-      commit: async (t) => {
-        waiting++;
-        await gate;
-        waiting--;
-        return p.commit(t);
-      },
-      abort: (t) => p.abort(t),
-      close: (t) => p.close(t),
-    };
-    return gated;
-  };
-  return {
-    factory,
-    hold() {
-      gate = new Promise((resolve) => (open = resolve));
-    },
-    release() {
-      open();
-    },
-    waiting: () => waiting,
-  };
 }
 
 describe('gateway over HTTP on a real broker', () => {
@@ -292,7 +254,7 @@ describe('gateway over HTTP on a real broker', () => {
 
 describe('gateway under pressure (one producer, no waiting room, commits held open)', () => {
   const topic = uniqueName('pressure');
-  const gate = gatedFactory({ 'bootstrap.servers': bootstrap });
+  const gate = gatedCommitFactory(bootstrap);
   let gw: RunningGateway;
 
   before(async () => {

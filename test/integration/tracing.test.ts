@@ -12,9 +12,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import type { GatewayConfig } from '../../src/gateway/config.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
-import { createConfluentProducerFactory } from '../../src/kafka/confluent-producer.js';
-import type { ProducerFactory } from '../../src/pool/producer-port.js';
-import { consumeAll, createTopics, testBootstrap, uniqueName, waitFor, type ConsumedRecord } from '../support/kafka.js';
+import { consumeAll, createTopics, gatedCommitFactory, testBootstrap, uniqueName, waitFor, type ConsumedRecord } from '../support/kafka.js';
 import { testGatewayConfig } from '../support/gateway-config.js';
 
 const bootstrap = testBootstrap();
@@ -27,34 +25,6 @@ function config(): GatewayConfig {
     shutdownTimeoutMs: 10_000,
     logLevel: 'error',
   });
-}
-
-/** Real producers whose commit waits while the test holds the gate: requests pile up behind it. */
-function gatedFactory() {
-  const real = createConfluentProducerFactory({ 'bootstrap.servers': bootstrap });
-  let gate: Promise<void> = Promise.resolve();
-  let open = () => {};
-  const factory: ProducerFactory = (id) => {
-    const p = real(id);
-    return {
-      transactionalId: p.transactionalId,
-      init: (t) => p.init(t),
-      begin: () => p.begin(),
-      send: (r) => p.send(r),
-      sendOffsets: (o, c, t) => p.sendOffsets(o, c, t),
-      commit: async (t) => {
-        await gate;
-        return p.commit(t);
-      },
-      abort: (t) => p.abort(t),
-      close: (t) => p.close(t),
-    };
-  };
-  return {
-    factory,
-    hold: () => (gate = new Promise((resolve) => (open = resolve))),
-    release: () => open(),
-  };
 }
 
 const hex = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
@@ -85,7 +55,7 @@ before(() => createTopics(bootstrap, [{ topic: orders, partitions: 3 }, { topic:
 
 describe('tracing on', () => {
   const exporter = new InMemorySpanExporter();
-  const gated = gatedFactory();
+  const gated = gatedCommitFactory(bootstrap);
   let gw: RunningGateway;
   before(async () => {
     gw = await startGateway(config(), { spanExporter: exporter, producerFactory: gated.factory });

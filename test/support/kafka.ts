@@ -8,6 +8,7 @@ import { createConfluentProducerFactory } from '../../src/kafka/confluent-produc
 import { readTopics, type Isolation, type TopicRecord } from '../../src/kafka/read-topic.js';
 import { ensureTopics, type TopicSpec } from '../../src/local-kafka/topics.js';
 import { TransactionalProducerPool } from '../../src/pool/pool.js';
+import type { ProducerFactory } from '../../src/pool/producer-port.js';
 import { listTransactions } from '../../src/verify/transactions.js';
 
 /** The shared test broker's bootstrap address (host:port), from TXGATE_TEST_BOOTSTRAP. */
@@ -118,4 +119,39 @@ export async function produceRecords(
   } finally {
     await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
   }
+}
+
+/**
+ * Real producers whose commit waits while the test holds the gate: a "slow" transaction on the
+ * real broker, so requests pile up behind it. `waiting()` counts commits held at the gate.
+ */
+export function gatedCommitFactory(bootstrap: string = testBootstrap()) {
+  const real = createConfluentProducerFactory({ 'bootstrap.servers': bootstrap });
+  let gate: Promise<void> = Promise.resolve();
+  let open: () => void = () => {};
+  let waiting = 0;
+  const factory: ProducerFactory = (id) => {
+    const p = real(id);
+    return {
+      transactionalId: p.transactionalId,
+      init: (t) => p.init(t),
+      begin: () => p.begin(),
+      send: (r) => p.send(r),
+      sendOffsets: (o, c, t) => p.sendOffsets(o, c, t),
+      commit: async (t) => {
+        waiting++;
+        await gate;
+        waiting--;
+        return p.commit(t);
+      },
+      abort: (t) => p.abort(t),
+      close: (t) => p.close(t),
+    };
+  };
+  return {
+    factory,
+    hold: () => void (gate = new Promise((resolve) => (open = resolve))),
+    release: () => open(),
+    waiting: () => waiting,
+  };
 }
