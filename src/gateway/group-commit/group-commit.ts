@@ -366,15 +366,11 @@ export class GroupCommitter {
     }
     const retry: Item[] = [];
     for (const item of items) {
-      // Past close()'s deadline a survivor would wait for a producer again: it fails as the
-      // requests still waiting did. Its attempt was aborted, so nothing of it was written.
-      if (this.pastDeadline) {
-        const d = dispositions.get(item);
-        item.reject(d?.kind === 'fail' ? d.error : new PoolClosedError('the gateway shut down before this request could run again'));
-        continue;
-      }
       const d = dispositions.get(item) ?? { kind: 'retry' };
       if (d.kind === 'fail') item.reject(d.error);
+      // Past close()'s deadline a survivor would wait for a producer again: it fails as the
+      // requests still waiting did. Its attempt was aborted, so nothing of it was written.
+      else if (this.pastDeadline) item.reject(new PoolClosedError('the gateway shut down before this request could run again'));
       else if (d.kind === 'retry-alone') this.requeue(item, true);
       // A caller that left while this attempt ran is not run again: requeue refuses it.
       else if (item.req.signal?.aborted) this.requeue(item, false);
